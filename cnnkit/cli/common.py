@@ -1,0 +1,56 @@
+"""Shared pieces of the CLI: the app, consoles, and the mapping from errors to exit codes."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from ..language.errors import SpecError
+
+app = typer.Typer(
+    name="cnnkit",
+    help="Write down a convolutional network in CS231n notation, see exactly what it costs, "
+    "train it and look inside it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+# Piped output is not cut to 80 columns: tables stay one row per layer for grep and less.
+console = Console(highlight=False)
+if not console.is_terminal:
+    console = Console(highlight=False, width=200)
+errors = Console(stderr=True, highlight=False)
+
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+
+def fail(message: str, code: int = EXIT_INVALID) -> typer.Exit:
+    errors.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    return typer.Exit(code)
+
+
+@contextlib.contextmanager
+def reported_errors():
+    """Turn the errors a user can cause into messages and exit codes, never tracebacks."""
+    try:
+        yield
+    except SpecError as error:
+        errors.print(error.render(), markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    except FileNotFoundError as error:
+        raise fail(f"no such file: {error.filename}", EXIT_USAGE) from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as error:
+        raise fail(f"cannot read the spec: {error}", EXIT_USAGE) from None
+
+
+def read_spec(path: str) -> tuple[str, str]:
+    """The spec text and a display name; ``-`` reads standard input."""
+    if path == "-":
+        return sys.stdin.read(), "<stdin>"
+    return Path(path).read_text(encoding="utf-8"), path
