@@ -10,8 +10,8 @@ import sys
 
 import typer
 
-from .common import app
 from . import summarize  # noqa: F401,E402  (registers the commands)
+from .common import app
 
 
 def main() -> None:

@@ -12,6 +12,8 @@ from .layers import build_layer, unknown_word
 from .network import Network, Node, Shape
 from .sizes import ROUNDINGS
 
+MAX_LAYERS = 100_000  # a guard against `[ ... ]*999999999`, far above any real network
+
 
 def parse_shape(text: str) -> tuple[int, int, int]:
     """``32x32x3`` or ``28x28`` (one channel) -> (H, W, C)."""
@@ -36,6 +38,9 @@ def parse(
         nodes = _Builder(program, input_shape, rounding).build()
     except SpecError as error:
         raise error.located(filename, source) from None
+    except RecursionError:
+        raise SpecError("brackets or blocks are nested too deeply").located(
+            filename, source) from None
     return Network(nodes, source=source, filename=filename)
 
 
@@ -89,6 +94,9 @@ class _Builder:
         self._add("INPUT", "input", (), Shape(h, w, c), {}, element.span)
 
     def _add(self, name, kind, inputs, out, attrs, span, explain=()) -> int:
+        if len(self.nodes) >= MAX_LAYERS:
+            raise SpecError(f"the network expands to more than {MAX_LAYERS:,} layers", span,
+                            "check the repeat counts")
         self.nodes.append(Node(len(self.nodes), name, kind, tuple(inputs), out, attrs, span,
                                tuple(explain)))
         return len(self.nodes) - 1

@@ -155,7 +155,7 @@ class _Parser:
             )
         self.advance()
         count = self.token
-        if count.kind != "NUMBER" or not count.text.lstrip("-").isdigit() or count.text.startswith("-"):
+        if count.kind != "NUMBER" or not count.text.isdigit():
             raise SpecError(
                 f"the repeat count must be a whole number >= 0, found {count.describe()}",
                 count.span,

@@ -1,0 +1,155 @@
+"""Every layer's parameter, MAC, activation and receptive-field rule, and the totals."""
+
+import json
+
+import pytest
+
+import cnnkit
+from cnnkit.calculator import human_bytes, largest_batch, parse_bytes, short_count
+from cnnkit.calculator.formats import to_csv, to_json, to_markdown
+
+
+def summary(text, **kw):
+    return cnnkit.parse(text).summary(**kw)
+
+
+def test_conv_weights_biases_macs_and_formula():
+    s = summary("INPUT 224x224x3 -> CONV3-64")
+    row = s.rows[1]
+    assert (row.weights, row.biases, row.macs) == (1_728, 64, 1_728 * 224 * 224)
+    assert row.weights_formula == "(3*3*3)*64 = 1,728"
+    assert row.macs_formula == "(3*3*3)*64*224*224 = 86,704,128"
+    assert row.explain == ["size (224 - 3 + 2*1)/1 + 1 = 224"]
+
+
+def test_rectangular_grouped_depthwise_and_biasless_conv():
+    row = summary("INPUT 8x8x4 -> CONV3x5-8(groups=2, bias=false)").rows[1]
+    assert (row.weights, row.biases) == (3 * 5 * 2 * 8, 0)
+    row = summary("INPUT 8x8x32 -> CONV3-32(groups=32)").rows[1]  # MobileNet depthwise
+    assert row.weights == 288 and row.macs == 288 * 64
+    assert row.weights_formula == "(3*3*1)*32 = 288"
+
+
+def test_fc_flattens_and_counts_macs():
+    row = summary("INPUT 7x7x512 -> FC-4096").rows[1]
+    assert row.weights == 102_760_448 and row.biases == 4096 and row.macs == 102_760_448
+    assert row.weights_formula == "7*7*512*4096 = 102,760,448"
+    assert summary("INPUT 4x4x1 -> FC-3(bias=false)").biases == 0
+
+
+def test_bn_per_feature_map_after_conv_and_per_neuron_after_fc():
+    s = summary("INPUT 8x8x3 -> CONV3-16 -> BN")
+    assert (s.rows[2].other_params, s.rows[2].state) == (32, 32)
+    s = summary("INPUT 8x8x3 -> FC-10 -> BN")
+    assert (s.rows[2].other_params, s.rows[2].state) == (20, 20)
+    s = summary("INPUT 4x4x2 -> FLATTEN -> BN")  # flat: one pair per neuron
+    assert s.rows[2].other_params == 64
+    assert s.params == s.weights + s.biases + s.other_params
+
+
+def test_layers_without_parameters_or_macs():
+    s = summary("INPUT 8x8x3 -> POOL2 -> AVGPOOL2 -> RELU -> LRN -> DROPOUT -> GAP -> SOFTMAX")
+    assert s.params == 0 and s.macs == 0
+
+
+def test_inception_bottleneck_macs_from_seed_003():
+    assert summary("INPUT 28x28x192 -> CONV5-32").macs == 120_422_400
+    assert summary("INPUT 28x28x192 -> CONV1-16 -> CONV5-32").macs == 12_443_648
+
+
+def test_receptive_field_of_stacked_convs():
+    s = summary("INPUT 32x32x3 -> CONV3-8 -> CONV3-8 -> CONV3-8")
+    assert [r.receptive_field for r in s.rows] == [(1, 1), (3, 3), (5, 5), (7, 7)]
+    s = summary("INPUT 32x32x3 -> CONV3-8 -> POOL2 -> CONV3-8")  # pooling doubles the jump
+    assert s.rows[-1].receptive_field == (8, 8)
+    assert summary("INPUT 32x32x3 -> CONV3-8(dilation=2)").rows[1].receptive_field == (5, 5)
+    assert summary("INPUT 32x32x3 -> CONV3x5-8").rows[1].receptive_field == (3, 5)
+
+
+def test_activation_counting_skips_in_place_layers():
+    s = summary("INPUT 4x4x2 -> CONV3-2 -> RELU -> FLATTEN -> ID -> TANH")
+    assert [r.in_place for r in s.rows] == [False, False, True, True, True, False]
+    assert s.activations == 32 + 32 + 32
+    assert s.activation_bytes == 96 * 4
+    assert summary("INPUT 4x4x2 -> TANH", dtype="float16").activation_bytes == 64 * 2
+
+
+def test_training_memory_formula():
+    s = summary("INPUT 4x4x1 -> CONV3-2 -> RELU -> FC-3", batch=10, optimizer="adam",
+                dtype="float64")
+    params = (9 * 2 + 2) + (32 * 3 + 3)
+    acts = 16 + 32 + 3
+    m = s.memory
+    assert m.activation_bytes == 10 * acts * 8
+    assert m.gradient_bytes == 10 * (acts - 16) * 8
+    assert m.parameter_bytes == params * (2 + 2) * 8
+    assert m.input_bytes == 10 * 16 * 8
+    assert m.total_bytes == m.activation_bytes + m.gradient_bytes + m.parameter_bytes
+    sgd = summary("INPUT 4x4x1 -> CONV3-2 -> RELU -> FC-3", batch=10, dtype="float64").memory
+    assert m.parameter_bytes - sgd.parameter_bytes == params * 2 * 8
+
+
+def test_largest_batch_fits_and_one_more_does_not():
+    s = summary("INPUT 32x32x3 -> CONV3-64 -> RELU -> FC-10")
+    args = dict(activations=s.activations, input_size=s.rows[0].activations, params=s.params,
+                state=s.state, dtype="float32", optimizer="momentum")
+    limit = parse_bytes("100MB")
+    batch = largest_batch(limit, **args)
+    fits = cnnkit.parse("INPUT 32x32x3 -> CONV3-64 -> RELU -> FC-10").summary
+    assert fits(batch=batch, optimizer="momentum").memory.total_bytes <= limit
+    assert fits(batch=batch + 1, optimizer="momentum").memory.total_bytes > limit
+    assert largest_batch(10, **args) == 0
+
+
+def test_summary_rejects_bad_arguments():
+    net = cnnkit.parse("INPUT 4x4x1 -> FC-2")
+    for kwargs in ({"dtype": "int8"}, {"optimizer": "rmsprop"}, {"batch": 0}):
+        with pytest.raises(ValueError):
+            net.summary(**kwargs)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("4GB", 4 * 10**9), ("4GiB", 4 * 2**30), ("4G", 4 * 2**30), ("512 MB", 512 * 10**6),
+    ("1.5GiB", int(1.5 * 2**30)), ("1000", 1000),
+])
+def test_parse_bytes(text, expected):
+    assert parse_bytes(text) == expected
+
+
+def test_parse_bytes_rejects_nonsense():
+    with pytest.raises(ValueError):
+        parse_bytes("four gigs")
+
+
+def test_human_units():
+    assert short_count(3_211_264) == "3.2M" and short_count(150_528) == "150K"
+    assert short_count(802_816) == "800K" and short_count(4096) == "4096"
+    assert human_bytes(58 * 2**20) == "58.0 MiB" and human_bytes(512) == "512 B"
+
+
+def test_json_schema_is_stable_and_exact():
+    s = summary("INPUT 8x8x3 -> CONV3-4 -> BN -> RELU -> FC-2", batch=4)
+    data = json.loads(to_json(s))
+    assert data["schema"] == "cnnkit.summary/1"
+    assert set(data) == {"schema", "dtype", "layers", "totals", "training_memory", "counting"}
+    assert data["totals"] == {
+        "params": s.params, "weights": s.weights, "biases": s.biases,
+        "other_params": 8, "state": 8, "macs": s.macs,
+        "activations_per_image": s.activations,
+        "activation_bytes_per_image": s.activations * 4,
+    }
+    layer = data["layers"][1]
+    assert layer["name"] == "CONV3-4" and layer["shape"] == [8, 8, 4]
+    assert layer["weights"] == 108 and isinstance(layer["macs"], int)
+    assert data["training_memory"]["batch"] == 4
+    assert data["training_memory"]["total_bytes"] == s.memory.total_bytes
+
+
+def test_csv_and_markdown():
+    s = summary("INPUT 8x8x3 -> CONV3-4 -> FC-2")
+    rows = to_csv(s).splitlines()
+    assert rows[0].startswith("index,name,kind,output")
+    assert rows[1].split(",")[:4] == ["0", "INPUT", "input", "8x8x3"]
+    assert rows[2].split(",")[5] == "108"
+    md = to_markdown(s)
+    assert "| 1 | CONV3-4 | 8x8x4 |" in md and "(3*3*3)*4 = 108" in md
