@@ -1,0 +1,130 @@
+"""``load_dataset``: find a dataset's files, read them in their format, or explain the miss.
+
+Offline and with nothing local, ``mnist`` falls back to the shipped ``mnist-sample`` so that
+a first run always has real digits to train on; the result then says so in ``notice`` (no
+warning is emitted, so that the CLI decides how to show it once).  Every other dataset stops
+with an error naming the folder and files it needs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from . import cifar, idx, sources
+from .catalog import DATASETS, DatasetInfo, canonical_name
+from .dataset import Dataset
+from .errors import DataError, DownloadError
+
+ASSETS = Path(__file__).with_name("assets")
+SPLITS = ("train", "test")
+
+
+def load_dataset(
+    name: str,
+    split: str = "train",
+    data_dir: str | os.PathLike | None = None,
+    download: bool = True,
+) -> Dataset:
+    """Load one split ("train" or "test") of a dataset named in DATASETS.
+
+    Looks in ``data_dir``, then the cache, then a system-installed copy; downloads into the
+    cache (checksum-verified) only when none of them has the files and ``download`` is true.
+    Raises DataError for unknown names, corrupt files and datasets that cannot be had.
+    """
+    key = canonical_name(name)
+    if key is None:
+        raise DataError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    info = DATASETS[key]
+    if info.layout == "sample":
+        return _load_sample(split)
+
+    folders = sources.search_folders(key, data_dir)
+    for folder, origin in folders:
+        found = _find(info, folder, split)
+        if found is not None:
+            return _read(info, split, found, origin)
+
+    if not download:
+        reason = "downloading is turned off"
+    else:
+        cache = sources.cache_dir(key)
+        remotes = info.downloads[split]
+        try:
+            sources.download(remotes, cache)
+        except DownloadError as e:
+            reason = f"the download failed: {e}"
+        else:
+            found = _find(info, cache, split)
+            if found is None:
+                raise DataError(f"{cache}: downloaded files are not where they should be")
+            mirror = remotes[0].url.rsplit("/", 1)[0]
+            return _read(info, split, found, f"downloaded from {mirror}")
+
+    missing = f"{info.title} ({key}, {split} split) was not found locally and {reason}."
+    if key == "mnist":
+        sample = _load_sample(split)
+        notice = (f"{missing} Using mnist-sample instead: {len(sample):,} real MNIST digits "
+                  f"shipped with cnnkit. For the full dataset, {_where_to_put(info)}")
+        return replace(sample, notice=notice)
+    looked = ", ".join(str(folder) for folder, _ in folders)
+    raise DataError(f"{missing} To use it, {_where_to_put(info)} (Looked in: {looked}.)")
+
+
+def _find(info: DatasetInfo, folder: Path, split: str) -> tuple[Path, Path] | Path | None:
+    if info.layout == "idx":
+        return idx.find_pair(folder, split)
+    return cifar.find_cifar10(folder)
+
+
+def _read(info: DatasetInfo, split: str, found: tuple[Path, Path] | Path, origin: str) -> Dataset:
+    if info.layout == "idx":
+        images_path, labels_path = found
+        images, labels = idx.read_pair(images_path, labels_path, len(info.class_names))
+        where = images_path.parent
+    else:
+        images, labels = cifar.read_cifar10(found, split)
+        where = found
+    _check_shape(info, images, str(where))
+    return Dataset(info.name, split, images, labels, info.class_names, f"{where} ({origin})")
+
+
+def _check_shape(info: DatasetInfo, images: np.ndarray, where: str) -> None:
+    if images.shape[1:] != info.shape:
+        raise DataError(f"{where}: images are {images.shape[1:]} (H, W, C), but {info.name} "
+                        f"images are {info.shape}")
+
+
+def _load_sample(split: str) -> Dataset:
+    info = DATASETS["mnist-sample"]
+    prefix = idx.SPLIT_PREFIX[split]
+    images, labels = idx.read_pair(ASSETS / f"mnist-sample-{prefix}-{idx.IMAGES}.gz",
+                                   ASSETS / f"mnist-sample-{prefix}-{idx.LABELS}.gz",
+                                   len(info.class_names))
+    source = f"{ASSETS} (shipped with cnnkit; MNIST subset, CC BY-SA 3.0)"
+    return Dataset(info.name, split, images, labels, info.class_names, source)
+
+
+def _where_to_put(info: DatasetInfo) -> str:
+    """Which files to put in which folder, phrased for a person."""
+    cache = sources.cache_dir(info.name)
+    if info.layout == "idx":
+        names = [f"{name}.gz" for split in SPLITS for name in idx.file_names(split)]
+        text = (f"put {', '.join(names)} (gzipped or not) into {cache}/ or into a folder "
+                f"passed as data_dir (--data-dir)")
+        if info.name in sources.SYSTEM_DIRS:
+            text += (f", or install the Debian package {sources.SYSTEM_PACKAGES[info.name]}, "
+                     f"which puts them in {sources.SYSTEM_DIRS[info.name]}")
+    else:
+        text = (f"put {cifar.PY_ARCHIVE}, or its extracted folder {cifar.PY_DIR}/ "
+                f"(data_batch_1 .. data_batch_5, test_batch), or the binary version "
+                f"{cifar.BIN_ARCHIVE} or {cifar.BIN_DIR}/ (data_batch_1.bin .. "
+                f"data_batch_5.bin, test_batch.bin) into {cache}/ or into a folder passed as "
+                f"data_dir (--data-dir)")
+    urls = sorted({r.url for remotes in info.downloads.values() for r in remotes})
+    return f"{text}. Official files: {', '.join(urls)}"

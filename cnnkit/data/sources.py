@@ -1,0 +1,103 @@
+"""Where a dataset's files are looked for, and how missing ones are downloaded safely.
+
+Search order: the folder the caller names (``data_dir``, the CLI's ``--data-dir``), cnnkit's
+user cache, a copy installed by the system's package manager, and only then the official
+mirror.  A download lands in a temporary file next to its destination and is renamed into
+place only after its checksum matches, so an interrupted or tampered transfer is never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from http.client import HTTPException
+from pathlib import Path
+from urllib.error import HTTPError, URLError
+from urllib.request import urlopen
+
+from .catalog import Remote
+from .errors import DataError, DownloadError
+
+# Copies installed by Debian packages, and the package that installs each.
+SYSTEM_DIRS = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist")}
+SYSTEM_PACKAGES = {"fashion-mnist": "dataset-fashion-mnist"}
+
+# Seconds a mirror may stay silent before it counts as unreachable: offline, fail fast.
+DOWNLOAD_TIMEOUT = 15.0
+_CHUNK = 1 << 20
+
+
+def cache_root() -> Path:
+    """``$CNNKIT_DATA_DIR``, else ``$XDG_CACHE_HOME/cnnkit``, else ``~/.cache/cnnkit``."""
+    own = os.environ.get("CNNKIT_DATA_DIR")
+    if own:
+        return Path(own).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
+    return base / "cnnkit"
+
+
+def cache_dir(name: str) -> Path:
+    """The cache folder of one dataset."""
+    return cache_root() / name
+
+
+def search_folders(name: str, data_dir: str | os.PathLike | None) -> list[tuple[Path, str]]:
+    """The folders to look in, best first, each with a few words on where it comes from."""
+    folders = []
+    if data_dir is not None:
+        given = Path(data_dir).expanduser()
+        if not given.is_dir():
+            raise DataError(f"data directory {given} does not exist or is not a folder")
+        folders += [(given, "data directory"), (given / name, "data directory")]
+    folders.append((cache_dir(name), "cnnkit cache"))
+    if name in SYSTEM_DIRS:
+        folders.append((SYSTEM_DIRS[name], f"installed by {SYSTEM_PACKAGES[name]}"))
+    return folders
+
+
+def download(remotes: Sequence[Remote], folder: Path) -> None:
+    """Fetch every file into ``folder``; stops at the first failure."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"{folder}: cannot create the dataset folder: {e.strerror or e}") from e
+    for remote in remotes:
+        fetch(remote, folder / remote.filename)
+
+
+def fetch(remote: Remote, dest: Path) -> None:
+    """Download one file to ``dest``, verified against its checksum before it appears there."""
+    try:
+        fd, part_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    except OSError as e:
+        raise DataError(f"{dest.parent}: cannot write a download there: {e.strerror or e}") from e
+    part = Path(part_name)
+    try:
+        digest = hashlib.new(remote.algorithm)
+        with os.fdopen(fd, "wb") as out:
+            for chunk in _chunks(remote.url):
+                digest.update(chunk)
+                out.write(chunk)
+        if digest.hexdigest() != remote.digest.lower():
+            raise DataError(
+                f"{remote.url}: checksum mismatch: {remote.algorithm} {digest.hexdigest()}, "
+                f"expected {remote.digest}; the download was deleted and not used"
+            )
+        os.replace(part, dest)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+
+
+def _chunks(url: str) -> Iterator[bytes]:
+    """The response body in pieces; any network failure becomes a DownloadError."""
+    try:
+        with urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
+            while chunk := response.read(_CHUNK):
+                yield chunk
+    except (OSError, HTTPException) as e:  # URLError, HTTPError and timeouts are OSErrors
+        reason = e.reason if isinstance(e, URLError) and not isinstance(e, HTTPError) else e
+        raise DownloadError(f"could not download {url}: {reason}") from e
