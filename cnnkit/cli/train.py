@@ -1,0 +1,288 @@
+"""`cnnkit train`, `cnnkit evaluate`, `cnnkit predict`."""
+
+from __future__ import annotations
+
+import json
+import time
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from ..calculator import human_bytes
+from .common import EXIT_USAGE, app, console, errors, fail, read_spec, reported_errors
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    gpu = "gpu"
+
+
+class OptimizerName(str, Enum):
+    sgd = "sgd"
+    momentum = "momentum"
+    adam = "adam"
+
+
+class Schedule(str, Enum):
+    constant = "constant"
+    step = "step"
+    cosine = "cosine"
+
+
+class Output(str, Enum):
+    rich = "rich"
+    quiet = "quiet"
+    jsonl = "jsonl"
+
+
+class TableOrJson(str, Enum):
+    table = "table"
+    json = "json"
+
+
+def _user_errors():
+    """The errors of data, runs and training, mapped to exit code 1."""
+    from ..data import DataError
+    from ..training.rundir import RunError
+    from ..training.trainer import TrainingError
+
+    return DataError, RunError, TrainingError, RuntimeError
+
+
+class RichReporter:
+    """Shows training events as a progress bar per epoch and one table line per epoch."""
+
+    HEADER = f"{'epoch':>5}  {'train loss':>10}  {'train acc':>9}  {'val loss':>8}  " \
+             f"{'val acc':>7}  {'lr':>8}  {'time':>7}  {'img/s':>7}"
+
+    def __init__(self):
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(
+            TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.2%}  "
+                       "{task.fields[speed]:,.0f} img/s"),
+            TimeRemainingColumn(), console=console, transient=True,
+        )
+        self.task = None
+        self.header_shown = False
+
+    def __call__(self, kind: str, data: dict) -> None:
+        if kind == "notice":
+            console.print(f"[yellow]{data['message']}[/]")
+        elif kind == "data":
+            console.print(f"data: {data['dataset']} from {data['source']}: "
+                          f"{data['train']:,} training / {data['val']:,} validation images")
+        elif kind == "memory" and "measured_peak_bytes" in data:
+            console.print(f"memory: estimated {human_bytes(data['estimate_bytes'])}, measured "
+                          f"peak {human_bytes(data['measured_peak_bytes'])} in the first steps")
+        elif kind == "memory":
+            free = data["available_bytes"]
+            console.print(f"memory: the calculator estimates {human_bytes(data['estimate_bytes'])}"
+                          + (f" ({human_bytes(free)} free)" if free else ""))
+        elif kind == "epoch_start":
+            if not self.header_shown:
+                console.print(f"[bold]{self.HEADER}[/]")
+                self.header_shown = True
+            self.progress.start()
+            self.task = self.progress.add_task("", total=data["steps"], epoch=data["epoch"],
+                                               loss=0.0, acc=0.0, speed=0.0)
+        elif kind == "step" and self.task is not None:
+            self.progress.update(self.task, completed=data["step"], loss=data["loss"],
+                                 acc=data["acc"], speed=data["images_per_s"])
+        elif kind == "epoch":
+            self.stop()
+            console.print(format_epoch(data))
+        elif kind == "end":
+            self.stop()
+
+    def stop(self):
+        if self.task is not None:
+            self.progress.remove_task(self.task)
+            self.task = None
+        self.progress.stop()
+
+
+def format_epoch(row: dict) -> str:
+    val_loss = "-" if row["val_loss"] is None else f"{row['val_loss']:.4f}"
+    val_acc = "-" if row["val_acc"] is None else f"{row['val_acc']:.2%}"
+    return (f"{row['epoch']:>5}  {row['train_loss']:>10.4f}  {row['train_acc']:>9.2%}  "
+            f"{val_loss:>8}  {val_acc:>7}  {row['lr']:>8.2g}  {row['seconds']:>6.1f}s  "
+            f"{row['images_per_s']:>7,.0f}")
+
+
+def jsonl_reporter(kind: str, data: dict) -> None:
+    if kind != "step":
+        typer.echo(json.dumps({"event": kind, **data}))
+
+
+@app.command()
+def train(
+    spec: str = typer.Argument(None, help="Spec file to train (not needed with --resume)."),
+    dataset: str = typer.Option("mnist", help="mnist, mnist-sample, fashion-mnist or cifar10."),
+    epochs: int = typer.Option(8, min=1, help="Passes over the training set."),
+    batch: int = typer.Option(64, min=1, help="Images per step."),
+    optimizer: OptimizerName = typer.Option(OptimizerName.adam, help="Update rule."),
+    lr: float = typer.Option(None, help="Learning rate [default: sgd 0.05, momentum 0.01, "
+                             "adam 0.001]."),
+    weight_decay: float = typer.Option(0.0, help="L2 penalty on weights (not biases/BN)."),
+    lr_schedule: Schedule = typer.Option(Schedule.constant, help="Learning-rate schedule."),
+    val_split: float = typer.Option(0.1, help="Fraction of the training set held out for "
+                                    "validation (never the test set)."),
+    seed: int = typer.Option(0, help="Seed for weights, shuffling and dropout."),
+    device: Device = typer.Option(Device.auto, help="cpu, gpu, or auto (GPU if CuPy sees one)."),
+    dtype: str = typer.Option("float32", help="float32 or float64."),
+    standardize: bool = typer.Option(False, help="Standardize each channel with the training "
+                                     "set's mean and std."),
+    data_dir: str = typer.Option(None, help="Folder holding the dataset files."),
+    limit: int = typer.Option(None, min=1, help="Train on the first N images only."),
+    input_shape: str = typer.Option(None, "--input", help="Override the spec's INPUT shape."),
+    out: Path = typer.Option(None, help="Run directory [default: runs/SPEC-TIMESTAMP]."),
+    resume: Path = typer.Option(None, help="Continue the run in this directory from its last "
+                                "checkpoint (--epochs may extend it)."),
+    output: Output = typer.Option(Output.rich, help="rich (progress bars), quiet, or jsonl."),
+) -> None:
+    """Train a network on MNIST, Fashion-MNIST or CIFAR-10 and write a run directory
+    (weights, checkpoints, metrics) that evaluate, predict and visualize read."""
+    from ..graph.build import parse
+    from ..training.config import TrainConfig
+    from ..training.rundir import RunDirectory
+    from ..training.trainer import Trainer
+
+    user_errors = _user_errors()
+    with reported_errors():
+        if resume is not None:
+            run = RunDirectory(resume)
+            try:
+                network, config = run.read_network(), run.read_config()
+            except user_errors as error:
+                raise fail(str(error)) from None
+            config.epochs = max(config.epochs, epochs) if epochs != 8 else config.epochs
+            config.device = device.value
+        else:
+            if spec is None:
+                raise fail("give a spec file to train, or --resume RUN_DIR", EXIT_USAGE)
+            text, name = read_spec(spec)
+            network = parse(text, filename=name, input_shape=input_shape)
+            try:
+                config = TrainConfig(
+                    dataset=dataset, epochs=epochs, batch=batch, optimizer=optimizer.value,
+                    lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule.value,
+                    val_split=val_split, seed=seed, device=device.value, dtype=dtype,
+                    standardize=standardize, data_dir=data_dir, limit=limit)
+            except ValueError as error:
+                raise fail(str(error), EXIT_USAGE) from None
+            stem = Path(name).stem if name != "<stdin>" else "stdin"
+            out = out or Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+            run = RunDirectory(out)
+            if run.config.exists():
+                raise fail(f"{out} already holds a run; continue it with --resume {out} "
+                           "or choose another --out", EXIT_USAGE)
+    reporter = {Output.rich: RichReporter(), Output.jsonl: jsonl_reporter,
+                Output.quiet: None}[output]
+    trainer = Trainer(network, config, run, on_event=reporter)
+    try:
+        metrics = trainer.train(resume=resume is not None)
+    except KeyboardInterrupt:
+        if isinstance(reporter, RichReporter):
+            reporter.stop()
+        errors.print(f"interrupted: a checkpoint is saved in {run.checkpoints}; continue with "
+                     f"`cnnkit train --resume {run.path}`")
+        raise typer.Exit(130) from None
+    except user_errors as error:
+        if isinstance(reporter, RichReporter):
+            reporter.stop()
+        raise fail(str(error)) from None
+    last = metrics[-1] if metrics else None
+    if output is Output.quiet and last:
+        console.print(format_epoch(last))
+    if output is Output.rich:
+        console.print(f"run saved in [bold]{run.path}[/]: weights_final.npz, checkpoints/, "
+                      f"metrics.csv. Next: `cnnkit evaluate {run.path}`")
+
+
+@app.command()
+def evaluate(
+    run: Path = typer.Argument(..., help="Run directory written by `cnnkit train`."),
+    dataset: str = typer.Option(None, help="Dataset [default: the one trained on]."),
+    split: str = typer.Option("test", help="test or train."),
+    data_dir: str = typer.Option(None, help="Folder holding the dataset files."),
+    device: Device = typer.Option(Device.cpu, help="cpu, gpu or auto."),
+    batch: int = typer.Option(256, min=1, help="Images per forward pass."),
+    output_format: TableOrJson = typer.Option(TableOrJson.table, "--format", "-f"),
+) -> None:
+    """Loss, accuracy, per-class accuracy and the confusion matrix on a dataset split."""
+    from ..training.evaluation import evaluate as run_evaluation
+    from ..training.predict import load_run
+
+    try:
+        trained = load_run(run, device=device.value)
+        data = trained.dataset(dataset, split=split, data_dir=data_dir)
+        if data.notice:
+            errors.print(data.notice)
+        from ..training.trainer import check_input
+
+        check_input(trained.network, data.shape, data.name)
+        result = run_evaluation(trained.model, trained.prepare(data.images), data.labels,
+                                num_classes=len(data.class_names), batch=batch,
+                                class_names=data.class_names)
+    except _user_errors() as error:
+        raise fail(str(error)) from None
+    except ValueError as error:
+        raise fail(str(error), EXIT_USAGE) from None
+    if output_format is TableOrJson.json:
+        typer.echo(json.dumps({"run": str(run), "dataset": data.name, "split": split,
+                               **result.to_dict()}, indent=2))
+        return
+    print_evaluation(result, data.name, split)
+
+
+def print_evaluation(result, dataset: str, split: str) -> None:
+    from rich.table import Table
+
+    console.print(f"[bold]{dataset} {split}[/]: {result.count:,} images, loss "
+                  f"{result.loss:.4f}, accuracy [bold]{result.accuracy:.2%}[/]")
+    names = result.class_names
+    table = Table(title="confusion matrix (rows: true class, columns: predicted)",
+                  title_justify="left", header_style="bold")
+    table.add_column("class")
+    for i in range(len(names)):
+        table.add_column(str(i), justify="right")
+    table.add_column("accuracy", justify="right")
+    for i, name in enumerate(names):
+        cells = [f"[green]{v}[/]" if i == j else (str(v) if v else "[dim]0[/]")
+                 for j, v in enumerate(result.confusion[i])]
+        table.add_row(f"{i} {name}", *cells, f"{result.per_class_accuracy[i]:.1%}")
+    console.print(table)
+
+
+@app.command()
+def predict(
+    run: Path = typer.Argument(..., help="Run directory written by `cnnkit train`."),
+    images: list[Path] = typer.Argument(..., help="Image files (PNG, JPEG, ...)."),
+    top_k: int = typer.Option(3, "--top-k", "-k", min=1, help="Classes to show per image."),
+    invert: bool = typer.Option(False, help="Invert the images first (dark digits on light "
+                                "paper, as MNIST is light on dark)."),
+    device: Device = typer.Option(Device.cpu, help="cpu, gpu or auto."),
+    output_format: TableOrJson = typer.Option(TableOrJson.table, "--format", "-f"),
+) -> None:
+    """Top-k classes with probabilities for image files; each image is converted to the
+    model's input (grayscale or RGB, resized)."""
+    from ..training.predict import load_run, predict_files
+
+    try:
+        trained = load_run(run, device=device.value)
+        results = predict_files(trained, images, top_k=top_k, invert=invert)
+    except _user_errors() as error:
+        raise fail(str(error)) from None
+    if output_format is TableOrJson.json:
+        typer.echo(json.dumps(results, indent=2))
+        return
+    for result in results:
+        ranked = ", ".join(f"[bold]{t['name']}[/] {t['probability']:.1%}" if i == 0 else
+                           f"{t['name']} {t['probability']:.1%}"
+                           for i, t in enumerate(result["top"]))
+        console.print(f"{result['image']}: {ranked}")

@@ -1,0 +1,119 @@
+"""The executor: runs a Network's layers forward and backward on NumPy or CuPy arrays."""
+
+from __future__ import annotations
+
+import numpy
+
+from ..graph.network import Network
+from .backend import to_numpy
+from .init import initial_weights
+from .layers import make_layer, softmax
+
+
+class Model:
+    """A Network with weights: one Layer per node, inputs and outputs in NHWC (or N, D).
+
+    A trailing SOFTMAX node is not run by ``forward``: training uses the logits before it
+    with the fused, stable softmax cross-entropy, and ``predict_proba`` applies the softmax.
+    """
+
+    def __init__(self, network: Network, xp=numpy, dtype="float32", seed: int = 0):
+        self.network, self.xp, self.dtype = network, xp, numpy.dtype(dtype)
+        nodes = network.nodes
+        self.layers = [
+            make_layer(node, [nodes[i].out for i in node.inputs], xp, self.dtype, seed)
+            for node in nodes
+        ]
+        for index, w in initial_weights(network, self.layers, seed).items():
+            self.layers[index].params["W"][...] = xp.asarray(w, dtype=self.dtype)
+        trailing_softmax = nodes[-1].kind == "softmax"
+        self._run = len(nodes) - 1 if trailing_softmax else len(nodes)
+        self.output_index = nodes[-1].inputs[0] if trailing_softmax else len(nodes) - 1
+
+    def reseed(self, *key: int) -> None:
+        """Restarts the random layers (dropout) from ``key``, e.g. (seed, epoch, step): the masks
+        then depend only on where training is, so a resumed run draws the same ones."""
+        for layer in self.layers:
+            layer.reseed(key)
+
+    def forward(self, x, train: bool = True):
+        """The output of the last node (the logits when it is a SOFTMAX) for the batch ``x``."""
+        nodes, layers = self.network.nodes, self.layers
+        outputs = [self.xp.asarray(x, dtype=self.dtype)]
+        for node, layer in zip(nodes[1:self._run], layers[1:self._run]):
+            outputs.append(layer.forward([outputs[i] for i in node.inputs], train))
+        return outputs[self.output_index]
+
+    def activations(self, x) -> list:
+        """Every node's output for the batch ``x`` in eval mode, indexed by node index
+        (what `cnnkit visualize activations` draws)."""
+        nodes, layers = self.network.nodes, self.layers
+        outputs = [self.xp.asarray(x, dtype=self.dtype)]
+        for node, layer in zip(nodes[1:], layers[1:]):
+            outputs.append(layer.forward([outputs[i] for i in node.inputs], False))
+        return outputs
+
+    def backward(self, dy):
+        """Backpropagates ``dy`` (gradient of the loss w.r.t. ``forward``'s result).
+
+        Fills every layer's ``grads`` and returns the gradient w.r.t. the input batch.
+        Gradients of nodes read by several others (RES/CAT branches) are summed.
+        """
+        nodes, layers = self.network.nodes, self.layers
+        pending = [None] * len(nodes)
+        pending[self.output_index] = dy
+        for node in reversed(nodes[1:self._run]):
+            dy, pending[node.index] = pending[node.index], None
+            if dy is None:  # a node the output does not depend on
+                continue
+            for i, dx in zip(node.inputs, layers[node.index].backward(dy)):
+                pending[i] = dx if pending[i] is None else pending[i] + dx
+        return pending[0]
+
+    def _named(self, group: str):
+        for node, layer in zip(self.network.nodes, self.layers):
+            for key, array in getattr(layer, group).items():
+                yield f"{node.index}:{node.name}/{key}", layer, key, array
+
+    def parameters(self) -> list[tuple[str, object, object]]:
+        """``(name, param, grad)`` for every trainable array, named "index:node name/key"."""
+        return [(name, array, layer.grads[key])
+                for name, layer, key, array in self._named("params")]
+
+    def state_dict(self) -> dict[str, numpy.ndarray]:
+        """Parameters and BN running statistics as host arrays, ready for ``numpy.savez``."""
+        return {name: to_numpy(array).copy()
+                for group in ("params", "state")
+                for name, _, _, array in self._named(group)}
+
+    def load_state_dict(self, arrays) -> None:
+        """Copies ``arrays`` (e.g. an ``npz`` file) into the model, after checking every name
+        and shape, so a mismatch changes nothing."""
+        arrays = dict(arrays)  # reads an npz file once
+        targets = {name: array for group in ("params", "state")
+                   for name, _, _, array in self._named(group)}
+        missing = sorted(set(targets) - set(arrays))
+        unexpected = sorted(set(arrays) - set(targets))
+        wrong = [f"{name}: saved {tuple(arrays[name].shape)}, model {tuple(targets[name].shape)}"
+                 for name in targets if name in arrays
+                 and tuple(arrays[name].shape) != tuple(targets[name].shape)]
+        if missing or unexpected or wrong:
+            lines = ([f"missing: {', '.join(missing)}"] if missing else []) + (
+                [f"unexpected: {', '.join(unexpected)}"] if unexpected else []) + wrong
+            raise ValueError("state dict does not fit this network:\n  " + "\n  ".join(lines))
+        for name, target in targets.items():
+            target[...] = self.xp.asarray(arrays[name], dtype=target.dtype)
+
+    def count_parameters(self) -> tuple[int, int]:
+        """(trainable numbers, non-trainable state numbers)."""
+        return tuple(sum(int(array.size) for *_, array in self._named(group))
+                     for group in ("params", "state"))
+
+    def predict_proba(self, x, batch_size: int = 256) -> numpy.ndarray:
+        """Class probabilities for the images ``x`` (host or device array), in eval mode, on the
+        host; a softmax is applied whether or not the network ends with one."""
+        batches = []
+        for start in range(0, len(x), batch_size):
+            logits = self.forward(x[start:start + batch_size], train=False)
+            batches.append(to_numpy(softmax(logits)).reshape(len(logits), -1))  # 1x1xK -> K
+        return numpy.concatenate(batches)

@@ -1,0 +1,245 @@
+"""The training loop: data in, run directory out, progress reported as events.
+
+The loop never prints; it calls ``on_event(kind, data)`` and the CLI decides how to show
+it (progress bars, a table, JSON lines or nothing).  Everything random is derived from the
+seed, the epoch and the step, so a resumed run repeats an uninterrupted one bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ..calculator import human_bytes, largest_batch
+from ..data import channel_stats, load_dataset, split_validation, to_float
+from ..engine.backend import select_device
+from ..engine.losses import softmax_cross_entropy
+from ..engine.model import Model
+from ..engine.optim import SGD, Adam, Momentum
+from ..graph.network import Network
+from .config import TrainConfig, schedule
+from .evaluation import evaluate
+from .resources import available_bytes, peak_memory
+from .rundir import RunDirectory, load_arrays, save_arrays, write_atomic
+
+EventHandler = Callable[[str, dict], None]
+CHECKPOINT = re.compile(r"epoch-(\d+)(?:-step-(\d+))?\.npz$")
+
+
+class TrainingError(Exception):
+    """Training cannot start or cannot go on (mismatched data, memory, divergence)."""
+
+
+@dataclass
+class Progress:
+    """Where a run stands: ``epoch`` epochs done plus ``step`` steps of the next one."""
+
+    epoch: int = 0
+    step: int = 0
+    loss_sum: float = 0.0
+    correct: int = 0
+    seen: int = 0
+    seconds: float = 0.0
+
+
+def make_optimizer(model: Model, config: TrainConfig):
+    kinds = {"sgd": SGD, "momentum": Momentum, "adam": Adam}
+    return kinds[config.optimizer](model.parameters(), lr=config.lr,
+                                   weight_decay=config.weight_decay)
+
+
+def check_input(network: Network, shape: tuple[int, int, int], dataset: str) -> None:
+    expected = network.input_shape
+    if (expected.h, expected.w, expected.c) != tuple(shape):
+        got = "x".join(map(str, shape))
+        raise TrainingError(
+            f"the spec's INPUT is {expected} but {dataset} images are {got}; "
+            f"change the spec's INPUT to {got} (or train with --input {got})"
+        )
+
+
+class Trainer:
+    def __init__(self, network: Network, config: TrainConfig, run: RunDirectory,
+                 on_event: EventHandler | None = None):
+        self.network, self.config, self.run = network, config, run
+        self.emit = on_event or (lambda kind, data: None)
+
+    # -- setup -----------------------------------------------------------------------------
+    def _data(self):
+        c = self.config
+        train = load_dataset(c.dataset, split="train", data_dir=c.data_dir)
+        if train.notice:
+            self.emit("notice", {"message": train.notice})
+        check_input(self.network, train.shape, train.name)
+        if c.limit:
+            train = replace(train, images=train.images[:c.limit], labels=train.labels[:c.limit])
+        train, val = split_validation(train, fraction=c.val_split, seed=c.seed) \
+            if c.val_split > 0 else (train, None)
+        mean = std = None
+        if c.standardize:
+            mean, std = channel_stats(train.images)
+            self.run.write_normalization(mean, std)
+        self.class_names = train.class_names
+        self.dataset_name = train.name
+        self.x_train, self.y_train = to_float(train.images, mean, std), train.labels
+        self.val = None if val is None else (to_float(val.images, mean, std), val.labels)
+        self.emit("data", {"dataset": train.name, "source": train.source,
+                           "train": len(self.y_train), "val": 0 if val is None else len(val.labels)})
+
+    def _check_memory(self, xp) -> None:
+        c = self.config
+        summary = self.network.summary(batch=c.batch, dtype=c.dtype, optimizer=c.optimizer)
+        self.estimate = summary.memory.total_bytes
+        free = available_bytes(xp)
+        self.emit("memory", {"estimate_bytes": self.estimate, "available_bytes": free})
+        if free is not None and self.estimate > free:
+            fit = largest_batch(free, activations=summary.activations,
+                                input_size=summary.rows[0].activations, params=summary.params,
+                                state=summary.state, dtype=c.dtype, optimizer=c.optimizer)
+            raise TrainingError(
+                f"batch {c.batch} needs about {human_bytes(self.estimate)} but only "
+                f"{human_bytes(free)} is free; the largest batch that fits is {fit}"
+                + ("" if fit else " (not even one image: the parameters alone do not fit)")
+            )
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def _save_checkpoint(self, model, optimizer, progress: Progress, metrics: list) -> None:
+        arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
+        arrays.update({f"optim/{k}": v for k, v in optimizer.state_dict().items()})
+        arrays["progress"] = np.array([progress.epoch, progress.step, progress.correct,
+                                       progress.seen], dtype=np.int64)
+        arrays["progress_float"] = np.array([progress.loss_sum, progress.seconds])
+        name = f"epoch-{progress.epoch:03d}" + (f"-step-{progress.step:06d}" if progress.step else "")
+        save_arrays(self.run.checkpoints / f"{name}.npz", arrays)
+        self.run.write_metrics(metrics)
+
+    def _latest_checkpoint(self):
+        found = [(tuple(int(g or 0) for g in CHECKPOINT.search(p.name).groups()), p)
+                 for p in self.run.checkpoints.glob("epoch-*.npz") if CHECKPOINT.search(p.name)]
+        return max(found)[1] if found else None
+
+    def _restore(self, model, optimizer) -> tuple[Progress, list]:
+        path = self._latest_checkpoint()
+        if path is None:
+            raise TrainingError(f"{self.run.path} has no checkpoint to resume from")
+        arrays = load_arrays(path)
+        model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model/")})
+        optimizer.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("optim/")})
+        epoch, step, correct, seen = (int(v) for v in arrays["progress"])
+        loss_sum, seconds = (float(v) for v in arrays["progress_float"])
+        metrics = [row for row in self.run.read_metrics() if row["epoch"] <= epoch]
+        self.emit("notice", {"message": f"resuming from {path.name} "
+                                        f"(epoch {epoch + 1}, step {step})"})
+        return Progress(epoch, step, loss_sum, correct, seen, seconds), metrics
+
+    # -- the loop --------------------------------------------------------------------------
+    def train(self, resume: bool = False) -> list[dict]:
+        c = self.config
+        xp, device = select_device(c.device)
+        self.emit("notice", {"message": device})
+        self._data()
+        self._check_memory(xp)
+        with peak_memory(xp) as measured:
+            model = Model(self.network, xp=xp, dtype=c.dtype, seed=c.seed)
+            optimizer = make_optimizer(model, c)
+            if resume:
+                progress, metrics = self._restore(model, optimizer)
+            else:
+                progress, metrics = Progress(), []
+                write_atomic(self.run.spec, self.network.source.encode())
+                write_atomic(self.run.config, c.to_json().encode())
+                save_arrays(self.run.weights_init, model.state_dict())
+            first_steps = self._epochs(model, optimizer, progress, metrics, measure_steps=2)
+        self.emit("memory", {"estimate_bytes": self.estimate,
+                             "measured_peak_bytes": measured["peak_bytes"]})
+        if first_steps:
+            self._epochs(model, optimizer, progress, metrics)
+        save_arrays(self.run.weights_final, model.state_dict())
+        self.emit("end", {"metrics": metrics, "run": str(self.run.path)})
+        return metrics
+
+    def _epochs(self, model, optimizer, progress: Progress, metrics: list,
+                measure_steps: int | None = None) -> bool:
+        """Runs the remaining epochs (or only ``measure_steps`` steps); True if work is left."""
+        c, xp = self.config, model.xp
+        n = len(self.y_train)
+        steps_per_epoch = math.ceil(n / c.batch)
+        lr_at = schedule(c)
+        taken = 0
+        while progress.epoch < c.epochs:
+            order = np.random.default_rng([c.seed, progress.epoch]).permutation(n)
+            optimizer.lr = lr_at(progress.epoch)
+            if progress.step == 0:
+                self.emit("epoch_start", {"epoch": progress.epoch + 1, "steps": steps_per_epoch})
+            started = time.perf_counter()
+            try:
+                while progress.step < steps_per_epoch:
+                    if measure_steps is not None and taken == measure_steps:
+                        progress.seconds += time.perf_counter() - started
+                        return True
+                    index = order[progress.step * c.batch:(progress.step + 1) * c.batch]
+                    loss, correct = self._step(model, optimizer, xp, index, progress)
+                    progress.step += 1
+                    progress.loss_sum += loss * len(index)
+                    progress.correct += correct
+                    progress.seen += len(index)
+                    taken += 1
+                    self.emit("step", {"epoch": progress.epoch + 1, "step": progress.step,
+                                       "steps": steps_per_epoch, "loss": loss,
+                                       "acc": progress.correct / progress.seen,
+                                       "images_per_s": progress.seen / max(
+                                           progress.seconds + time.perf_counter() - started, 1e-9)})
+            except KeyboardInterrupt:
+                progress.seconds += time.perf_counter() - started
+                self._save_checkpoint(model, optimizer, progress, metrics)
+                raise
+            progress.seconds += time.perf_counter() - started
+            metrics.append(self._finish_epoch(model, optimizer, progress))
+            progress.epoch, progress.step = progress.epoch + 1, 0
+            progress.loss_sum, progress.correct, progress.seen, progress.seconds = 0.0, 0, 0, 0.0
+            self._save_checkpoint(model, optimizer, progress, metrics)
+            self.run.prune_checkpoints(c.keep_checkpoints)
+            self.emit("epoch", metrics[-1])
+        return False
+
+    def _step(self, model, optimizer, xp, index, progress: Progress) -> tuple[float, int]:
+        c = self.config
+        model.reseed(c.seed, progress.epoch, progress.step)
+        x = xp.asarray(self.x_train[index], dtype=model.dtype)
+        y = xp.asarray(self.y_train[index])
+        logits = model.forward(x, train=True)
+        loss, dlogits = softmax_cross_entropy(logits, y)
+        loss = float(loss)
+        if not math.isfinite(loss):
+            last = self._latest_checkpoint()
+            raise TrainingError(
+                f"the loss became {loss} at epoch {progress.epoch + 1}, step {progress.step + 1}; "
+                f"the learning rate ({optimizer.lr:g}) is probably too high: try --lr "
+                f"{optimizer.lr / 10:g}. "
+                + (f"The last good checkpoint is kept: {last}" if last else
+                   "No checkpoint was written yet.")
+            )
+        model.backward(dlogits)
+        optimizer.step()
+        return loss, int((logits.argmax(axis=1) == y).sum())
+
+    def _finish_epoch(self, model, optimizer, progress: Progress) -> dict:
+        row = {
+            "epoch": progress.epoch + 1,
+            "train_loss": progress.loss_sum / progress.seen,
+            "train_acc": progress.correct / progress.seen,
+            "val_loss": None, "val_acc": None,
+            "lr": optimizer.lr,
+            "seconds": progress.seconds,
+            "images_per_s": progress.seen / max(progress.seconds, 1e-9),
+        }
+        if self.val is not None:
+            result = evaluate(model, *self.val, num_classes=len(self.class_names),
+                              batch=max(self.config.batch, 256))
+            row["val_loss"], row["val_acc"] = result.loss, result.accuracy
+        return row

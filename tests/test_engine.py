@@ -1,0 +1,352 @@
+"""Forward values against slow references, and the Model/optimizer bookkeeping."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from test_engine_support import CONV_CASES, POOL_CASES, Net, single_layer, vgg_like
+
+from cnnkit.engine import SGD, Adam, Model, Momentum, select_device, softmax_cross_entropy
+from cnnkit.engine.backend import get_array_module
+from cnnkit.engine.convert import (
+    conv_weight_from_oihw,
+    conv_weight_to_oihw,
+    fc_weight_from_torch,
+    fc_weight_to_torch,
+    nhwc_to_nchw,
+)
+from cnnkit.engine.schedules import constant, cosine, step
+from cnnkit.graph.network import Node, Shape
+
+
+def padded(x, pad, fill):
+    top, bottom, left, right = pad
+    return np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=fill)
+
+
+def reference_conv(x, w, b, attrs):
+    """Direct convolution: one dot product per output pixel and channel."""
+    (sh, sw), (dh, dw), groups = attrs["stride"], attrs["dilation"], attrs["groups"]
+    xp = padded(x, attrs["pad"], 0)
+    kh, kw, per_group, out = w.shape
+    ho = (xp.shape[1] - dh * (kh - 1) - 1) // sh + 1
+    wo = (xp.shape[2] - dw * (kw - 1) - 1) // sw + 1
+    y = np.zeros((x.shape[0], ho, wo, out))
+    for r in range(ho):
+        for s in range(wo):
+            patch = xp[:, r * sh:r * sh + dh * (kh - 1) + 1:dh, s * sw:s * sw + dw * (kw - 1) + 1:dw]
+            for o in range(out):
+                g = o // (out // groups)
+                y[:, r, s, o] = (patch[..., g * per_group:(g + 1) * per_group] * w[..., o]).sum(
+                    axis=(1, 2, 3))
+    return y + b
+
+
+def reference_pool(x, attrs, out_hw):
+    """Max (padding = -inf) or mean (divisor kh*kw, padding counted) over each window."""
+    (kh, kw), (sh, sw) = attrs["kernel"], attrs["stride"]
+    xp = padded(x, attrs["pad"], -np.inf if attrs["mode"] == "max" else 0)
+    reduce = np.max if attrs["mode"] == "max" else np.mean
+    y = np.zeros((x.shape[0],) + out_hw + (x.shape[3],))
+    for r in range(out_hw[0]):
+        for s in range(out_hw[1]):
+            y[:, r, s] = reduce(xp[:, r * sh:r * sh + kh, s * sw:s * sw + kw], axis=(1, 2))
+    return y
+
+
+def images(n, h, w, c, seed=0):
+    return np.random.default_rng(seed).standard_normal((n, h, w, c))
+
+
+@pytest.mark.parametrize("hwc, attrs", CONV_CASES)
+def test_conv_matches_direct_convolution(hwc, attrs):
+    layer, node = single_layer("conv", Shape(*hwc), **attrs)
+    rng = np.random.default_rng(1)
+    for param in layer.params.values():
+        param[...] = rng.standard_normal(param.shape)
+    x = images(3, *hwc)
+    bias = layer.params.get("b", 0)
+    expected = reference_conv(x, layer.params["W"], bias, node.attrs)
+    np.testing.assert_allclose(layer.forward([x], True), expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("mode", ["max", "avg"])
+@pytest.mark.parametrize("hwc, attrs", POOL_CASES)
+def test_pool_matches_reference(mode, hwc, attrs):
+    layer, node = single_layer("pool", Shape(*hwc), mode=mode, **attrs)
+    x = images(2, *hwc)
+    expected = reference_pool(x, node.attrs, (node.out.h, node.out.w))
+    np.testing.assert_allclose(layer.forward([x], True), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("attrs, firsts", [
+    (dict(kernel=(2, 2), stride=(2, 2)), [(0, 0), (0, 2), (2, 0), (2, 2)]),
+    (dict(kernel=(3, 3), stride=(2, 2), pad=(1, 1, 1, 1)), [(0, 0), (0, 1), (1, 0), (1, 1)]),
+])
+def test_max_pool_gradient_goes_to_the_first_maximum_of_a_tie(attrs, firsts):
+    layer, node = single_layer("pool", Shape(4, 4, 1), **attrs)
+    layer.forward([np.ones((1, 4, 4, 1))], True)
+    dx = layer.backward(np.ones((1, node.out.h, node.out.w, 1)))[0][0, :, :, 0]
+    expected = np.zeros((4, 4))
+    expected[tuple(zip(*firsts))] = 1  # the first non-padding pixel of each window
+    np.testing.assert_array_equal(dx, expected)
+
+
+def test_batch_norm_running_statistics_and_eval():
+    layer, _ = single_layer("bn", Shape(3, 3, 2), momentum=0.2)
+    batches = [images(4, 3, 3, 2, seed=s) * 3 + 1 for s in range(3)]
+    mean, var = np.zeros(2), np.ones(2)
+    for x in batches:
+        layer.forward([x], True)
+        mean = 0.8 * mean + 0.2 * x.mean(axis=(0, 1, 2))
+        var = 0.8 * var + 0.2 * x.var(axis=(0, 1, 2), ddof=1)
+    np.testing.assert_allclose(layer.state["running_mean"], mean)
+    np.testing.assert_allclose(layer.state["running_var"], var)
+
+    x = images(2, 3, 3, 2, seed=9)
+    layer.params["gamma"][...] = [2.0, 0.5]
+    layer.params["beta"][...] = [0.1, -1.0]
+    expected = (x - mean) / np.sqrt(var + 1e-5) * [2.0, 0.5] + [0.1, -1.0]
+    np.testing.assert_allclose(layer.forward([x], False), expected)
+    np.testing.assert_allclose(layer.forward([x[:1]], False), expected[:1])  # no batch stats
+    np.testing.assert_allclose(layer.state["running_mean"], mean)  # eval does not update
+
+
+def test_dropout_is_off_at_eval_and_scaled_at_training():
+    layer, _ = single_layer("dropout", Shape(20, 20, 10), p=0.3)
+    x = images(4, 20, 20, 10) + 5
+    np.testing.assert_array_equal(layer.forward([x], False), x)
+    y = layer.forward([x], True)
+    dropped = y == 0
+    assert abs(dropped.mean() - 0.3) < 0.02
+    np.testing.assert_allclose(y[~dropped], x[~dropped] / 0.7)
+
+
+def small_net(dropout: bool = False, softmax: bool = True):
+    net = Net(Shape(8, 8, 1))
+    net.chain(("conv", dict(out_channels=4, pad=(1, 1, 1, 1))), ("bn", {}), ("relu", {}),
+              ("pool", {}), ("flatten", {}))
+    if dropout:
+        net.add("dropout", p=0.5)
+    net.add("fc", units=2)
+    if softmax:
+        net.add("softmax")
+    return net.network()
+
+
+def separable_problem(n, seed=0):
+    """8x8 images whose label says which half, left or right, is brighter."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n)
+    x = rng.standard_normal((n, 8, 8, 1)) * 0.5
+    x[labels == 0, :, :4] += 1
+    x[labels == 1, :, 4:] += 1
+    return x.astype(np.float32), labels
+
+
+def train(model, steps, optimizer_class=SGD, lr=0.1, seed=0):
+    x, labels = separable_problem(32, seed)
+    optimizer = optimizer_class(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        loss, d_logits = softmax_cross_entropy(model.forward(x, train=True), labels)
+        model.backward(d_logits)
+        optimizer.step()
+        losses.append(float(loss))
+    return losses
+
+
+def test_same_seed_gives_identical_weights_and_losses():
+    a, b = Model(small_net(dropout=True), seed=7), Model(small_net(dropout=True), seed=7)
+    for (name, wa), wb in zip(a.state_dict().items(), b.state_dict().values()):
+        np.testing.assert_array_equal(wa, wb, err_msg=name)
+    assert train(a, 4) == train(b, 4)
+    c = Model(small_net(dropout=True), seed=8)
+    assert not np.array_equal(a.state_dict()["1:CONV1/W"], c.state_dict()["1:CONV1/W"])
+
+
+def test_he_init_before_relu_and_glorot_elsewhere():
+    model = Model(vgg_like(batch_norm=True), seed=0)
+    weights = {name: param for name, param, _ in model.parameters()}
+    conv = weights["4:CONV4/W"]  # CONV3-32 -> BN -> RELU: He, fan_in 3*3*32
+    assert abs(conv.std() / np.sqrt(2 / 288) - 1) < 0.05
+    last = weights["17:FC17/W"]  # FC-10 -> SOFTMAX: Glorot, limit sqrt(6/(256 + 10))
+    limit = np.sqrt(6 / 266)
+    assert 0.95 * limit < np.abs(last).max() <= limit
+    assert all(not np.any(p) for name, p, _ in model.parameters() if name.endswith(("/b", "/beta")))
+
+
+def test_state_dict_round_trip(tmp_path):
+    trained = Model(small_net())
+    train(trained, 3)
+    np.savez(tmp_path / "weights.npz", **trained.state_dict())
+    fresh = Model(small_net(), seed=99)
+    fresh.load_state_dict(np.load(tmp_path / "weights.npz"))
+    x, _ = separable_problem(5, seed=3)
+    np.testing.assert_array_equal(fresh.predict_proba(x), trained.predict_proba(x))
+    assert any(name.endswith("/running_var") for name in trained.state_dict())
+
+
+def test_load_state_dict_names_the_mismatch():
+    model = Model(small_net())
+    saved = model.state_dict()
+    saved["1:CONV1/W"] = np.zeros((5, 5, 1, 4))
+    del saved["2:BN2/gamma"]
+    with pytest.raises(ValueError, match=r"(?s)missing: 2:BN2/gamma.*1:CONV1/W: saved \(5, 5"):
+        model.load_state_dict(saved)
+
+
+def test_parameter_counts_follow_the_formulas():
+    model = Model(vgg_like(batch_norm=True))
+    convs = [(3, 32), (32, 32), (32, 64), (64, 64)]
+    trainable = sum(3 * 3 * cin * cout + cout for cin, cout in convs)
+    trainable += 8 * 8 * 64 * 256 + 256 + 256 * 10 + 10
+    trainable += sum(2 * cout for _, cout in convs)  # BN gamma, beta
+    assert model.count_parameters() == (trainable, sum(2 * cout for _, cout in convs))
+
+
+def test_training_reduces_the_loss():
+    losses = train(Model(small_net(), seed=0), 40, Momentum, lr=0.05)
+    assert losses[-1] < 0.25 * losses[0]
+    x, labels = separable_problem(200, seed=1)
+    model = Model(small_net(), seed=0)
+    train(model, 40, Momentum, lr=0.05)
+    assert (model.predict_proba(x).argmax(axis=1) == labels).mean() > 0.95
+
+
+def test_predict_proba_with_or_without_a_softmax_node():
+    x, _ = separable_problem(10)
+    with_softmax = Model(small_net(softmax=True), seed=3).predict_proba(x, batch_size=4)
+    without = Model(small_net(softmax=False), seed=3).predict_proba(x, batch_size=3)
+    np.testing.assert_allclose(with_softmax.sum(axis=1), 1, rtol=1e-6)
+    np.testing.assert_allclose(with_softmax, without, rtol=1e-6)
+
+
+def test_model_dtype():
+    x, _ = separable_problem(2)
+    assert Model(small_net(), dtype="float64").forward(x).dtype == np.float64
+    assert Model(small_net()).forward(x.astype(np.float64)).dtype == np.float32
+
+
+def parameter_pair():
+    """A weight matrix and a bias, both with gradient 0.5."""
+    w, b = np.ones((2, 2)), np.ones(2)
+    params = [("1:FC/W", w, np.full((2, 2), 0.5)), ("1:FC/b", b, np.full(2, 0.5))]
+    return params, w, b
+
+
+def test_sgd_decays_weights_only():
+    params, w, b = parameter_pair()
+    SGD(params, lr=0.1, weight_decay=0.1).step()
+    np.testing.assert_allclose(w, 1 - 0.1 * (0.5 + 0.1))
+    np.testing.assert_allclose(b, 1 - 0.1 * 0.5)
+
+
+def test_momentum_accumulates():
+    params, w, _ = parameter_pair()
+    optimizer = Momentum(params, lr=0.1, momentum=0.9)
+    optimizer.step()
+    optimizer.step()
+    np.testing.assert_allclose(w, 1 - 0.1 * 0.5 - 0.1 * (0.9 * 0.5 + 0.5))
+
+
+def test_adam_first_step_is_lr_in_the_gradient_direction():
+    params, w, _ = parameter_pair()
+    Adam(params, lr=0.01).step()
+    np.testing.assert_allclose(w, 1 - 0.01, rtol=1e-6)
+
+
+@pytest.mark.parametrize("optimizer_class", [Momentum, Adam])
+def test_optimizer_state_resumes_exactly(optimizer_class):
+    def run(model, optimizer, steps):
+        x, labels = separable_problem(8)
+        for _ in range(steps):
+            model.backward(softmax_cross_entropy(model.forward(x), labels)[1])
+            optimizer.step()
+
+    straight = Model(small_net())
+    run(straight, optimizer_class(straight.parameters(), lr=0.01), 4)
+
+    first = Model(small_net())
+    optimizer = optimizer_class(first.parameters(), lr=0.01)
+    run(first, optimizer, 2)
+    resumed = Model(small_net(), seed=5)
+    resumed.load_state_dict(first.state_dict())
+    optimizer_again = optimizer_class(resumed.parameters(), lr=0.01)
+    optimizer_again.load_state_dict(optimizer.state_dict())
+    run(resumed, optimizer_again, 2)
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+def test_schedules():
+    assert constant(0.1)(7) == 0.1
+    assert [step(1.0, 2, 0.5)(e) for e in range(5)] == [1, 1, 0.5, 0.5, 0.25]
+    schedule = cosine(1.0, 10, min_lr=0.1)
+    assert schedule(0) == 1.0 and abs(schedule(5) - 0.55) < 1e-12 and abs(schedule(10) - 0.1) < 1e-12
+
+
+def test_conv_weights_in_pytorch_layout():
+    layer, _ = single_layer("conv", Shape(5, 5, 3), out_channels=4)
+    w = np.random.default_rng(0).standard_normal(layer.params["W"].shape)
+    layer.params["W"][...] = w
+    x = images(2, 5, 5, 3)
+    oihw = conv_weight_to_oihw(w)
+    assert oihw.shape == (4, 3, 3, 3)
+    windows = np.lib.stride_tricks.sliding_window_view(nhwc_to_nchw(x), (3, 3), axis=(2, 3))
+    expected = np.einsum("nchwij,ocij->nohw", windows, oihw)  # PyTorch's conv2d, NCHW
+    np.testing.assert_allclose(nhwc_to_nchw(layer.forward([x], True)), expected)
+    np.testing.assert_array_equal(conv_weight_from_oihw(oihw), w)
+
+
+def test_fc_weights_in_pytorch_layout():
+    in_shape = Shape(2, 3, 4)
+    layer, _ = single_layer("fc", in_shape, units=5, bias=False)
+    w = np.random.default_rng(0).standard_normal(layer.params["W"].shape)
+    layer.params["W"][...] = w
+    x = images(2, 2, 3, 4)
+    torch_w = fc_weight_to_torch(w, in_shape)
+    expected = nhwc_to_nchw(x).reshape(2, -1) @ torch_w.T  # torch.flatten of NCHW, then Linear
+    np.testing.assert_allclose(layer.forward([x], True), expected)
+    np.testing.assert_array_equal(fc_weight_from_torch(torch_w, in_shape), w)
+
+
+def test_select_device(monkeypatch):
+    assert select_device("cpu")[0] is np
+    assert get_array_module(np.zeros(1)) is np
+    monkeypatch.setitem(sys.modules, "cupy", None)  # as if CuPy were not installed
+    xp, sentence = select_device("auto")
+    assert xp is np and "CPU" in sentence and "CuPy is not installed" in sentence
+    with pytest.raises(RuntimeError, match="GPU was requested"):
+        select_device("gpu")
+    with pytest.raises(ValueError, match="unknown device"):
+        select_device("tpu")
+
+
+def test_importing_the_engine_does_not_import_cupy():
+    code = "import sys, cnnkit.engine; assert 'cupy' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_inconsistent_sizes_are_reported():
+    node = Node(1, "POOL", "pool", (0,), Shape(3, 3, 1),
+                dict(mode="max", kernel=(2, 2), stride=(2, 2), pad=(0, 0, 0, 0)))
+    net = Net(Shape(4, 4, 1))
+    net.nodes.append(node)
+    with pytest.raises(ValueError, match="POOL: 3 windows need 6"):
+        Model(net.network())
+
+
+def test_reseed_makes_dropout_masks_a_function_of_the_key():
+    model = Model(small_net(dropout=True), seed=1)
+    x, _ = separable_problem(6)
+    model.reseed(1, 0, 5)
+    first = model.forward(x)
+    model.forward(x)  # the generator moves on
+    model.reseed(1, 0, 5)
+    np.testing.assert_array_equal(model.forward(x), first)
+    model.reseed(1, 0, 6)
+    assert not np.array_equal(model.forward(x), first)
