@@ -151,6 +151,14 @@ def print_explanations(summary: Summary) -> None:
             console.print(f"[cyan]{row.index:>3} {row.name}[/]: " + "; ".join(parts))
 
 
+def decimal(n: int) -> str:
+    """15,470,264,320 -> "15.5 G": three significant digits with an SI prefix."""
+    for prefix, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g} {prefix}"
+    return str(n)
+
+
 def print_totals(summary: Summary) -> None:
     m = summary.memory
     trainable = (f"weights {summary.weights:,} + biases {summary.biases:,}"
@@ -159,7 +167,7 @@ def print_totals(summary: Summary) -> None:
         f"[bold]parameters[/]   {summary.params:,} ({trainable})"
         + (f"; BN running statistics {summary.state:,} (state, not trained)"
            if summary.state else ""),
-        f"[bold]MACs[/]         {summary.macs:,} per image ({summary.macs / 1e9:.3g} G)",
+        f"[bold]MACs[/]         {summary.macs:,} per image ({decimal(summary.macs)})",
         f"[bold]activations[/]  {summary.activations:,} per image = "
         f"{human_bytes(summary.activation_bytes)} in {summary.dtype}",
         f"[bold]training[/]     batch {m.batch}, {m.optimizer}, {m.dtype}: "

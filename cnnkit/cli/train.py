@@ -84,9 +84,8 @@ class RichReporter:
             console.print(f"memory: the calculator estimates {human_bytes(data['estimate_bytes'])}"
                           + (f" ({human_bytes(free)} free)" if free else ""))
         elif kind == "epoch_start":
-            if not self.header_shown:
-                console.print(f"[bold]{self.HEADER}[/]")
-                self.header_shown = True
+            if not console.is_terminal:  # a live bar only makes sense on a terminal
+                return
             self.progress.start()
             self.task = self.progress.add_task("", total=data["steps"], epoch=data["epoch"],
                                                loss=0.0, acc=0.0, speed=0.0)
@@ -95,6 +94,9 @@ class RichReporter:
                                  acc=data["acc"], speed=data["images_per_s"])
         elif kind == "epoch":
             self.stop()
+            if not self.header_shown:
+                console.print(f"[bold]{self.HEADER}[/]")
+                self.header_shown = True
             console.print(format_epoch(data))
         elif kind == "end":
             self.stop()
