@@ -213,3 +213,13 @@ def test_cli_train_jsonl_and_failure_exit_codes(tmp_path):
     png.write_bytes(b"not a png")
     broken = runner.invoke(app, ["predict", str(out), str(png)])
     assert broken.exit_code == 1 and "cannot read" in broken.stderr
+
+
+def test_run_files_are_written_atomically_with_normal_permissions(tmp_path):
+    from cnnkit.training.rundir import write_atomic
+
+    target = tmp_path / "deep" / "file.json"
+    write_atomic(target, b"{}")
+    assert target.read_bytes() == b"{}"
+    assert target.stat().st_mode & 0o044  # readable by others, not mkstemp's 0600
+    assert [p.name for p in target.parent.iterdir()] == ["file.json"]  # no temp file left

@@ -32,6 +32,10 @@ CSV_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "
               "images_per_s")
 
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
 class RunError(Exception):
     """A run directory that lacks what a command needs."""
 
@@ -40,6 +44,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a run is shared like any file
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -139,6 +139,12 @@ class Trainer:
 
     # -- the loop --------------------------------------------------------------------------
     def train(self, resume: bool = False) -> list[dict]:
+        # Overflow shows up as a non-finite loss, which _step reports with a cause; NumPy's
+        # own warnings would only bury that message.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return self._train(resume)
+
+    def _train(self, resume: bool) -> list[dict]:
         c = self.config
         xp, device = select_device(c.device)
         self.emit("notice", {"message": device})
