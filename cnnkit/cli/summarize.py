@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from enum import Enum
 
 import typer
@@ -80,8 +81,6 @@ def summarize(
                             state=summary.state, dtype=dtype.value, optimizer=optimizer.value)
     if output_format is Format.json:
         if fit is not None:
-            import json
-
             data = summary.to_dict()
             data["max_memory"] = {"limit_bytes": limit, "largest_batch": fit}
             typer.echo(json.dumps(data, indent=2))

@@ -125,7 +125,8 @@ def jsonl_reporter(kind: str, data: dict) -> None:
 def train(
     spec: str = typer.Argument(None, help="Spec file to train (not needed with --resume)."),
     dataset: str = typer.Option("mnist", help="mnist, mnist-sample, fashion-mnist or cifar10."),
-    epochs: int = typer.Option(8, min=1, help="Passes over the training set."),
+    epochs: int = typer.Option(None, min=1, help="Passes over the training set [default: 8; "
+                               "with --resume: the run's own, or more to extend it]."),
     batch: int = typer.Option(64, min=1, help="Images per step."),
     optimizer: OptimizerName = typer.Option(OptimizerName.adam, help="Update rule."),
     lr: float = typer.Option(None, help="Learning rate [default: sgd 0.05, momentum 0.01, "
@@ -162,7 +163,7 @@ def train(
                 network, config = run.read_network(), run.read_config()
             except user_errors as error:
                 raise fail(str(error)) from None
-            config.epochs = max(config.epochs, epochs) if epochs != 8 else config.epochs
+            config.epochs = epochs or config.epochs
             config.device = device.value
         else:
             if spec is None:
@@ -171,7 +172,8 @@ def train(
             network = parse(text, filename=name, input_shape=input_shape)
             try:
                 config = TrainConfig(
-                    dataset=dataset, epochs=epochs, batch=batch, optimizer=optimizer.value,
+                    dataset=dataset, epochs=epochs or TrainConfig.epochs, batch=batch,
+                    optimizer=optimizer.value,
                     lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule.value,
                     val_split=val_split, seed=seed, device=device.value, dtype=dtype,
                     standardize=standardize, data_dir=data_dir, limit=limit)
