@@ -223,3 +223,29 @@ def test_run_files_are_written_atomically_with_normal_permissions(tmp_path):
     assert target.read_bytes() == b"{}"
     assert target.stat().st_mode & 0o044  # readable by others, not mkstemp's 0600
     assert [p.name for p in target.parent.iterdir()] == ["file.json"]  # no temp file left
+
+
+def test_sigterm_saves_a_checkpoint_like_ctrl_c(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    spec = tmp_path / "tiny.txt"
+    spec.write_text(TINY)
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cnnkit", "train", str(spec), "--dataset", "mnist-sample",
+         "--epochs", "50", "--batch", "10", "--device", "cpu", "--out", str(out),
+         "--output", "jsonl"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:  # wait until training is under way
+        if '"event": "epoch"' in line:
+            break
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "--resume" in err
+    assert any(p.name.startswith("epoch-") for p in (out / "checkpoints").iterdir())
+    assert os.path.exists(out / "metrics.csv")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
 from enum import Enum
 from pathlib import Path
@@ -116,6 +117,10 @@ def format_epoch(row: dict) -> str:
             f"{row['images_per_s']:>7,.0f}")
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def jsonl_reporter(kind: str, data: dict) -> None:
     if kind != "step":
         typer.echo(json.dumps({"event": kind, **data}))
@@ -188,6 +193,7 @@ def train(
     reporter = {Output.rich: RichReporter(), Output.jsonl: jsonl_reporter,
                 Output.quiet: None}[output]
     trainer = Trainer(network, config, run, on_event=reporter)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` saves a checkpoint too, like Ctrl-C
     try:
         metrics = trainer.train(resume=resume is not None)
     except KeyboardInterrupt:
