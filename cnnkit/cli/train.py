@@ -130,12 +130,12 @@ def jsonl_reporter(kind: str, data: dict) -> None:
 def train(
     spec: str = typer.Argument(None, help="Spec file to train (not needed with --resume)."),
     dataset: str = typer.Option("mnist", help="mnist, mnist-sample, fashion-mnist or cifar10."),
-    epochs: int = typer.Option(None, min=1, help="Passes over the training set [default: 8; "
-                               "with --resume: the run's own, or more to extend it]."),
+    epochs: int = typer.Option(None, min=1, help="Passes over the training set (default: 8; "
+                               "with --resume: the run's own, or more to extend it)."),
     batch: int = typer.Option(64, min=1, help="Images per step."),
     optimizer: OptimizerName = typer.Option(OptimizerName.adam, help="Update rule."),
-    lr: float = typer.Option(None, help="Learning rate [default: sgd 0.05, momentum 0.01, "
-                             "adam 0.001]."),
+    lr: float = typer.Option(None, help="Learning rate (default: sgd 0.05, momentum 0.01, "
+                             "adam 0.001)."),
     weight_decay: float = typer.Option(0.0, help="L2 penalty on weights (not biases/BN)."),
     lr_schedule: Schedule = typer.Option(Schedule.constant, help="Learning-rate schedule."),
     val_split: float = typer.Option(0.1, help="Fraction of the training set held out for "
@@ -148,7 +148,7 @@ def train(
     data_dir: str = typer.Option(None, help="Folder holding the dataset files."),
     limit: int = typer.Option(None, min=1, help="Train on the first N images only."),
     input_shape: str = typer.Option(None, "--input", help="Override the spec's INPUT shape."),
-    out: Path = typer.Option(None, help="Run directory [default: runs/SPEC-TIMESTAMP]."),
+    out: Path = typer.Option(None, help="Run directory (default: runs/SPEC-TIMESTAMP)."),
     resume: Path = typer.Option(None, help="Continue the run in this directory from its last "
                                 "checkpoint (--epochs may extend it)."),
     output: Output = typer.Option(Output.rich, help="rich (progress bars), quiet, or jsonl."),
@@ -217,7 +217,7 @@ def train(
 @app.command()
 def evaluate(
     run: Path = typer.Argument(..., help="Run directory written by `cnnkit train`."),
-    dataset: str = typer.Option(None, help="Dataset [default: the one trained on]."),
+    dataset: str = typer.Option(None, help="Dataset (default: the one trained on)."),
     split: str = typer.Option("test", help="test or train."),
     data_dir: str = typer.Option(None, help="Folder holding the dataset files."),
     device: Device = typer.Option(Device.cpu, help="cpu, gpu or auto."),
