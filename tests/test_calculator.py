@@ -75,6 +75,8 @@ def test_activation_counting_skips_in_place_layers():
 
 
 def test_training_memory_formula():
+    from cnnkit.calculator.memory import estimate, executor_terms
+
     s = summary("INPUT 4x4x1 -> CONV3-2 -> RELU -> FC-3", batch=10, optimizer="adam",
                 dtype="float64")
     params = (9 * 2 + 2) + (32 * 3 + 3)
@@ -87,18 +89,41 @@ def test_training_memory_formula():
     assert m.total_bytes == m.activation_bytes + m.gradient_bytes + m.parameter_bytes
     sgd = summary("INPUT 4x4x1 -> CONV3-2 -> RELU -> FC-3", batch=10, dtype="float64").memory
     assert m.parameter_bytes - sgd.parameter_bytes == params * 2 * 8
+    assert m.workspace_bytes == 0
+
+    # what the engine holds: the input, the conv output (the RELU overwrites it; the FC keeps
+    # it) and the logits; at most the RELU's gradient in and out at once (2 * 32); im2col
+    # tiles of 5 images (10 over 2 threads) per thread, sized for the larger of forward and
+    # backward (the input gradient is an im2col of the padded 6x6x2 output gradient): rows
+    # 5*16*(9*2) and padded 5*6*6*2 values
+    terms = executor_terms(cnnkit.parse("INPUT 4x4x1 -> CONV3-2 -> RELU -> FC-3"), batch=10,
+                           dtype="float64", workers=2)
+    assert terms == {"activations": 16 + 32 + 3, "gradients": 2 * 32,
+                     "workspace": 2 * (5 * 16 * 18 + 5 * 6 * 6 * 2) * 8}
+    ours = estimate(input_size=16, params=params, state=0, batch=10, dtype="float64",
+                    optimizer="adam", **terms)
+    assert ours.gradient_bytes == 10 * 64 * 8 and ours.workspace_bytes == terms["workspace"]
+    assert ours.total_bytes == (10 * (51 + 64) + params * 4) * 8 + terms["workspace"]
 
 
 def test_largest_batch_fits_and_one_more_does_not():
-    s = summary("INPUT 32x32x3 -> CONV3-64 -> RELU -> FC-10")
-    args = dict(activations=s.activations, input_size=s.rows[0].activations, params=s.params,
-                state=s.state, dtype="float32", optimizer="momentum")
+    net = cnnkit.parse("INPUT 32x32x3 -> CONV3-64 -> RELU -> FC-10")
+
+    def need(batch):
+        return net.summary(batch=batch, optimizer="momentum").memory.total_bytes
+
     limit = parse_bytes("100MB")
-    batch = largest_batch(limit, **args)
-    fits = cnnkit.parse("INPUT 32x32x3 -> CONV3-64 -> RELU -> FC-10").summary
-    assert fits(batch=batch, optimizer="momentum").memory.total_bytes <= limit
-    assert fits(batch=batch + 1, optimizer="momentum").memory.total_bytes > limit
-    assert largest_batch(10, **args) == 0
+    batch = largest_batch(limit, need)
+    assert need(batch) <= limit < need(batch + 1)
+    assert largest_batch(10, need) == 0
+
+
+def test_executor_estimate_is_reported_beside_the_notes_formula():
+    s = summary("INPUT 32x32x3 -> CONV3-64 -> RELU -> FC-10", batch=16)
+    e = s.executor_memory
+    assert e.batch == 16 and e.parameter_bytes == s.memory.parameter_bytes
+    assert e.workspace_bytes > 0  # im2col tiles
+    assert 0 < e.total_bytes < 2 * s.memory.total_bytes
 
 
 def test_summary_rejects_bad_arguments():
@@ -131,7 +156,8 @@ def test_json_schema_is_stable_and_exact():
     s = summary("INPUT 8x8x3 -> CONV3-4 -> BN -> RELU -> FC-2", batch=4)
     data = json.loads(to_json(s))
     assert data["schema"] == "cnnkit.summary/1"
-    assert set(data) == {"schema", "dtype", "layers", "totals", "training_memory", "counting"}
+    assert set(data) == {"schema", "dtype", "layers", "totals", "training_memory",
+                         "executor_memory", "counting"}
     assert data["totals"] == {
         "params": s.params, "weights": s.weights, "biases": s.biases,
         "other_params": 8, "state": 8, "macs": s.macs,

@@ -1,20 +1,65 @@
-"""Training-memory estimate, in the terms of the CS231n notes.
+"""Training-memory estimate: the CS231n notes' formula, or what cnnkit's engine really holds.
+
+The notes' formula (``estimate`` with its defaults):
 
     activations   batch * (every new tensor of the forward pass, input included)
     gradients     batch * (the same, input excluded: nothing needs d(loss)/d(input))
     parameters    params * (1 value + 1 gradient + optimizer slots) + BN running stats
     optimizer slots: sgd 0, momentum 1 (velocity), adam 2 (first and second moments)
 
-This is an upper bound of the notes' kind: a framework frees some gradients early.
+is an upper bound of its kind: a framework frees most gradients early.  ``executor_terms``
+works out what cnnkit's executor (``cnnkit.engine``) holds at the peak of a training step,
+which is what the trainer measures, so that ``estimate(**executor_terms(...), ...)`` predicts
+it:
+
+    activations   batch * (the arrays layers keep for backward: inputs of CONV/FC/LRN and
+                  of tiling max pools, outputs of RELU/TANH/SIGMOID/SOFTMAX/max pools, BN's
+                  normalized input, dropout and leaky-ReLU masks, the input batch and the
+                  logits; a RELU after CONV/FC/BN/RES/CAT overwrites its input in place)
+    gradients     batch * (the most gradient values alive at one time during backward:
+                  the gradient a layer reads, the ones it writes, those waiting at branch
+                  points, and BN's temporary)
+    workspace     the im2col tiles: per CPU core, the largest convolution's tile of rows (up
+                  to TILE_BYTES, at least one image; sized for forward and backward) and of
+                  padded input
+    parameters    as above
+
+The tiling constants below are the engine's (``cnnkit.engine.parallel`` imports them).
 """
 
 from __future__ import annotations
 
+import importlib.util
+import itertools
+import os
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 DTYPE_BYTES = {"float16": 2, "float32": 4, "float64": 8}
 OPTIMIZER_SLOTS = {"sgd": 0, "momentum": 1, "adam": 2}
+
+# The engine's tiling of convolutions: im2col tiles of up to TILE_BYTES per CPU core (at least
+# one image), GPU_TILE_BYTES on a GPU, where the batch is not split over threads.
+TILE_BYTES = 4 * 2**20
+GPU_TILE_BYTES = 256 * 2**20
+# node kinds whose output a following RELU overwrites in place: fresh arrays their own layer
+# does not keep (CONV and FC keep their input, BN its normalized input, RES and CAT nothing)
+OVERWRITABLE = frozenset({"conv", "fc", "bn", "add", "concat"})
+
+
+def cpu_workers() -> int:
+    """Threads the engine splits a batch over on the CPU: ``CNNKIT_NUM_THREADS``, else the
+    cores this process may use; 1 without threadpoolctl (needed to pin BLAS to one thread)."""
+    value = os.environ.get("CNNKIT_NUM_THREADS", "").strip()
+    if value:
+        return max(1, int(value))
+    if importlib.util.find_spec("threadpoolctl") is None:
+        return 1
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -26,35 +71,186 @@ class MemoryEstimate:
     gradient_bytes: int  # gradients of those activations
     parameter_bytes: int  # weights, their gradients, optimizer slots, BN state
     input_bytes: int  # the input batch (part of activation_bytes)
+    workspace_bytes: int = 0  # im2col tiles (executor estimate only)
 
     @property
     def total_bytes(self) -> int:
-        return self.activation_bytes + self.gradient_bytes + self.parameter_bytes
+        return (self.activation_bytes + self.gradient_bytes + self.parameter_bytes
+                + self.workspace_bytes)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "total_bytes": self.total_bytes}
 
 
 def estimate(*, activations: int, input_size: int, params: int, state: int, batch: int,
-             dtype: str, optimizer: str) -> MemoryEstimate:
+             dtype: str, optimizer: str, gradients: int | None = None,
+             workspace: int = 0) -> MemoryEstimate:
+    """Values per image (``activations``, ``input_size``, ``gradients``) and per network
+    (``params``, ``state``) to bytes.  ``gradients`` defaults to ``activations - input_size``
+    (the notes' formula); ``workspace`` is in bytes, for the whole batch."""
     size = DTYPE_BYTES[dtype]
     copies = 2 + OPTIMIZER_SLOTS[optimizer]
+    if gradients is None:
+        gradients = activations - input_size
     return MemoryEstimate(
         batch=batch, dtype=dtype, optimizer=optimizer,
         activation_bytes=batch * activations * size,
-        gradient_bytes=batch * (activations - input_size) * size,
+        gradient_bytes=batch * gradients * size,
         parameter_bytes=(params * copies + state) * size,
         input_bytes=batch * input_size * size,
+        workspace_bytes=workspace,
     )
 
 
-def largest_batch(limit_bytes: int, **kwargs) -> int:
-    """The largest batch whose estimate fits ``limit_bytes`` (0 if not even one image)."""
-    fixed = estimate(batch=0, **kwargs).total_bytes
-    per_image = estimate(batch=1, **kwargs).total_bytes - fixed
-    if limit_bytes < fixed + per_image:
+def executor_terms(network, batch: int, dtype: str = "float32", device: str = "cpu",
+                   workers: int | None = None) -> dict[str, int]:
+    """``activations``, ``gradients`` (values per image) and ``workspace`` (bytes) of a
+    training step of cnnkit's engine, for ``estimate`` (see the module notes)."""
+    run = network.nodes[:-1] if network.nodes[-1].kind == "softmax" else network.nodes
+    if device != "cpu":
+        workers = 1
+    elif workers is None:
+        workers = cpu_workers()
+    return {"activations": _kept_values(network, run),
+            "gradients": _gradient_peak(network, run),
+            "workspace": _workspace(network, batch, DTYPE_BYTES[dtype],
+                                    min(workers, batch), device)}
+
+
+def _tiles_pool(node, in_shape) -> bool:
+    a = node.attrs
+    return (node.kind == "pool" and a["mode"] == "max" and tuple(a["stride"]) == tuple(a["kernel"])
+            and tuple(a.get("dilation", (1, 1))) == (1, 1) and not any(a.get("pad", (0,) * 4)))
+
+
+def _padded_size(node, in_shape) -> int:
+    top, bottom, left, right = node.attrs.get("pad", (0, 0, 0, 0))
+    return (in_shape.h + top + bottom) * (in_shape.w + left + right) * in_shape.c
+
+
+def _kept_values(network, run) -> int:
+    """Values per image of the arrays the layers keep from forward to backward."""
+    nodes = network.nodes
+    output = run[-1].index
+    readers = [0] * len(nodes)
+    for node in nodes:
+        for i in node.inputs:
+            readers[i] += 1
+    array = list(range(len(nodes)))  # which node's output array each node's output is
+    held = {array[0], output}  # the input batch (the caller's) and the logits
+    extra = 0
+    for node in run[1:]:
+        k, kind = node.index, node.kind
+        first = node.inputs[0] if node.inputs else 0
+        in_shape, size = nodes[first].out, node.out.size
+        if kind in ("flatten", "id") or (kind == "dropout" and node.attrs.get("p", 0) == 0):
+            array[k] = array[first]  # a view of the input
+        elif kind == "relu" and readers[first] == 1 and first != output and (
+                nodes[first].kind in OVERWRITABLE):
+            array[k] = array[first]  # in place
+        if kind in ("conv", "fc", "lrn"):
+            held.add(array[first])
+        if kind in ("relu", "tanh", "sigmoid", "softmax"):
+            held.add(array[k])
+        if kind == "pool":
+            if _tiles_pool(node, in_shape):
+                held.add(array[first])
+            else:  # padded copy of the input in the layer's scratch
+                extra += _padded_size(node, in_shape) if any(node.attrs.get("pad", (0,) * 4)) \
+                    else 0
+            if node.attrs["mode"] == "max":
+                held.add(array[k])
+        if kind in ("bn", "lrelu") or (kind == "dropout" and node.attrs.get("p", 0) > 0):
+            extra += size  # normalized input, slope or mask
+        if kind == "lrn":
+            extra += 2 * size  # the denominator and the scale
+    return sum(nodes[i].out.size for i in held) + extra
+
+
+def _gradient_peak(network, run) -> int:
+    """Most gradient values per image alive at one time in the executor's backward pass
+    (with the gradient w.r.t. the input batch, as the trainer asks for it)."""
+    nodes = network.nodes
+    sizes: dict[int, int] = {}  # live gradient arrays: id -> values
+    ids = itertools.count()
+
+    def new(values: int) -> int:
+        key = next(ids)
+        sizes[key] = values
+        return key
+
+    pending: dict[int, int] = {run[-1].index: new(run[-1].out.size)}
+    peak = 0
+
+    def alive(*also: int) -> int:
+        return sum(sizes[a] for a in set(pending.values()) | set(also))
+
+    for node in reversed(run[1:]):
+        dy = pending.pop(node.index, None)
+        if dy is None:
+            continue
+        kind = node.kind
+        if kind in ("add", "concat", "flatten", "id") or (
+                kind == "dropout" and node.attrs.get("p", 0) == 0):
+            produced = [dy] * len(node.inputs)  # the same array, or views of it
+        else:
+            produced = [new(nodes[i].out.size) for i in node.inputs]
+        temporary = node.out.size if kind == "bn" else 0
+        peak = max(peak, alive(dy, *produced) + temporary)
+        for i, dx in zip(node.inputs, produced):
+            if i in pending:  # summed into a new array while both are alive
+                total = new(nodes[i].out.size)
+                peak = max(peak, alive(dy, *produced, total))
+                pending[i] = total
+            else:
+                pending[i] = dx
+        for key in [a for a in sizes if a not in pending.values()]:
+            del sizes[key]  # dy and summed parts are freed
+    return peak
+
+
+def _workspace(network, batch: int, itemsize: int, workers: int, device: str) -> int:
+    """Bytes of the im2col tiles: per thread, the largest tile of rows and of padded input
+    among the layers with enough tiles to reach that thread."""
+    nodes = network.nodes
+    budget = TILE_BYTES if device == "cpu" else GPU_TILE_BYTES
+    per_thread = [(0, 0)] * workers  # (rows, padded) bytes
+    for node in nodes:
+        if node.kind != "conv":
+            continue
+        a, in_shape, out = node.attrs, nodes[node.inputs[0]].out, node.out
+        (kh, kw), (dh, dw) = a["kernel"], a.get("dilation", (1, 1))
+        pad = top, bottom, left, right = a.get("pad", (0, 0, 0, 0))
+        per_image = out.h * out.w * kh * kw * in_shape.c * itemsize
+        pads = [_padded_size(node, in_shape) * itemsize if any(pad) else 0]
+        # a stride-1 ungrouped convolution's input gradient: im2col of the output gradient
+        # padded by (k - 1) * dilation - pad (see cnnkit.engine.layers.conv)
+        back = ((kh - 1) * dh - top, (kh - 1) * dh - bottom, (kw - 1) * dw - left,
+                (kw - 1) * dw - right)
+        if tuple(a["stride"]) == (1, 1) and a.get("groups", 1) == 1 and min(back) >= 0:
+            per_image = max(per_image, in_shape.h * in_shape.w * kh * kw * out.c * itemsize)
+            if any(back):
+                pads.append((out.h + back[0] + back[1]) * (out.w + back[2] + back[3]) * out.c
+                            * itemsize)
+        tile = min(-(-batch // workers), max(1, budget // per_image))  # a tile per thread
+        for k in range(min(workers, -(-batch // tile))):
+            rows, padded = per_thread[k]
+            per_thread[k] = max(rows, tile * per_image), max(padded, tile * max(pads))
+    return sum(rows + padded for rows, padded in per_thread)
+
+
+def largest_batch(limit_bytes: int, bytes_at: Callable[[int], int]) -> int:
+    """The largest batch whose estimate ``bytes_at(batch)`` fits ``limit_bytes`` (0 if not
+    even one image); estimates grow with the batch, so a binary search finds it."""
+    if bytes_at(1) > limit_bytes:
         return 0
-    return (limit_bytes - fixed) // per_image
+    low, high = 1, 2
+    while bytes_at(high) <= limit_bytes and high < 2**24:
+        low, high = high, high * 2
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if bytes_at(middle) <= limit_bytes else (low, middle)
+    return low
 
 
 UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,

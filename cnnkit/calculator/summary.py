@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 
 from ..graph.network import Network
 from .costs import IN_PLACE, layer_cost, receptive_field
-from .memory import DTYPE_BYTES, OPTIMIZER_SLOTS, MemoryEstimate, estimate
+from .memory import DTYPE_BYTES, OPTIMIZER_SLOTS, MemoryEstimate, estimate, executor_terms
 
 SCHEMA = "cnnkit.summary/1"
 
@@ -18,7 +18,9 @@ COUNTING_NOTE = (
     "RELU, LRELU, ID and FLATTEN run in place (or are views) and add none, which is how the "
     "CS231n VGG table counts. MACs count conv and FC multiply-accumulates only. Training "
     "memory = batch x (activations + their gradients, input excluded) + parameters x "
-    "(value + gradient + optimizer slots) + BN running statistics."
+    "(value + gradient + optimizer slots) + BN running statistics (the CS231n notes' "
+    "formula, an upper bound). The executor estimate counts what cnnkit's engine really keeps "
+    "for backward, the most gradients alive at once and its im2col tiles."
 )
 
 
@@ -55,7 +57,8 @@ class Summary:
     state: int
     macs: int
     activations: int  # per image, as counted (see COUNTING_NOTE)
-    memory: MemoryEstimate
+    memory: MemoryEstimate  # the CS231n notes' formula
+    executor_memory: MemoryEstimate  # what cnnkit's own executor holds (what `train` measures)
 
     @property
     def activation_bytes(self) -> int:
@@ -91,6 +94,7 @@ class Summary:
                 "activation_bytes_per_image": self.activation_bytes,
             },
             "training_memory": self.memory.to_dict(),
+            "executor_memory": self.executor_memory.to_dict(),
             "counting": COUNTING_NOTE,
         }
 
@@ -121,12 +125,15 @@ def summarize(network: Network, batch: int = 1, dtype: str = "float32",
     activations = sum(r.activations for r in rows if not r.in_place)
     params = sum(r.params for r in rows)
     state = sum(r.state for r in rows)
-    memory = estimate(activations=activations, input_size=rows[0].activations, params=params,
-                      state=state, batch=batch, dtype=dtype, optimizer=optimizer)
+    common = dict(input_size=rows[0].activations, params=params, state=state, batch=batch,
+                  dtype=dtype, optimizer=optimizer)
+    memory = estimate(activations=activations, **common)
+    executor = estimate(**common, **executor_terms(network, batch, dtype))
     return Summary(
         rows=rows, dtype=dtype, params=params, weights=sum(r.weights for r in rows),
         biases=sum(r.biases for r in rows), other_params=sum(r.other_params for r in rows),
         state=state, macs=sum(r.macs for r in rows), activations=activations, memory=memory,
+        executor_memory=executor,
     )
 
 

@@ -76,9 +76,8 @@ def summarize(
             limit = parse_bytes(max_memory)
         except ValueError as error:
             raise fail(str(error), EXIT_USAGE) from None
-        fit = largest_batch(limit, activations=summary.activations,
-                            input_size=summary.rows[0].activations, params=summary.params,
-                            state=summary.state, dtype=dtype.value, optimizer=optimizer.value)
+        fit = largest_batch(limit, lambda b: network.summary(
+            batch=b, dtype=dtype.value, optimizer=optimizer.value).memory.total_bytes)
     if output_format is Format.json:
         if fit is not None:
             data = summary.to_dict()
@@ -173,6 +172,11 @@ def print_totals(summary: Summary) -> None:
         f"activations {human_bytes(m.activation_bytes)} + their gradients "
         f"{human_bytes(m.gradient_bytes)} + parameters/gradients/optimizer "
         f"{human_bytes(m.parameter_bytes)} = [bold]{human_bytes(m.total_bytes)}[/]",
+        f"[bold]executor[/]     what cnnkit's engine holds at its peak for this batch: "
+        f"{human_bytes(summary.executor_memory.total_bytes)} (kept activations "
+        f"{human_bytes(summary.executor_memory.activation_bytes)}, gradients "
+        f"{human_bytes(summary.executor_memory.gradient_bytes)}, im2col workspace "
+        f"{human_bytes(summary.executor_memory.workspace_bytes)})",
         f"[dim]{COUNTING_NOTE}[/]",
     ]
     for line in lines:

@@ -1,7 +1,8 @@
 """Weight initialization: He for layers that feed a ReLU, Glorot otherwise.
 
-Weights are drawn with NumPy in float64 from one seeded generator, in node order, and only
-then cast and moved to the model's device, so a seed gives the same weights everywhere.
+Weights are drawn with NumPy in float64 from one seeded generator, in node order (a layer's
+values in memory order), and only then cast and moved to the model's device, so a seed gives
+the same weights everywhere.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import numpy
 
 from ..graph.network import Network
+from .backend import get_array_module
 
 RELU_FAMILY = ("relu", "lrelu")
 
@@ -33,15 +35,39 @@ def feeds_relu(network: Network, index: int) -> bool:
     return False
 
 
-def initial_weights(network: Network, layers, seed: int) -> dict[int, numpy.ndarray]:
-    """{node index: float64 W} for every layer with a weight matrix (``layer.fans``)."""
+BLOCK = 2**20  # values drawn at once by ``fill_initial_weights``
+
+
+def fill_initial_weights(network: Network, layers, seed: int) -> None:
+    """Writes the initial weights into every ``layer.params["W"]``: the same numbers as
+    ``initial_weights``, drawn and cast in blocks, so the float64 draw of a large layer never
+    exists whole (VGG-16's first FC layer alone would take 822 MB)."""
     rng = numpy.random.default_rng(seed)
-    weights = {}
+    for node, layer in zip(network.nodes, layers):
+        if "W" in layer.params:
+            w, (fan_in, fan_out) = layer.params["W"], layer.fans
+            relu = feeds_relu(network, node.index)
+            flat = w.reshape(-1)
+            for start in range(0, flat.size, BLOCK):
+                size = min(BLOCK, flat.size - start)
+                block = he_normal(rng, size, fan_in) if relu else glorot_uniform(
+                    rng, size, fan_in, fan_out)
+                flat[start:start + size] = get_array_module(w).asarray(block, dtype=w.dtype)
+
+
+def iter_initial_weights(network: Network, layers, seed: int):
+    """(node index, float64 W) for every layer with a weight matrix (``layer.fans``), one
+    at a time, so that only one layer's float64 draw exists at once."""
+    rng = numpy.random.default_rng(seed)
     for node, layer in zip(network.nodes, layers):
         if "W" in layer.params:
             shape, (fan_in, fan_out) = layer.params["W"].shape, layer.fans
             if feeds_relu(network, node.index):
-                weights[node.index] = he_normal(rng, shape, fan_in)
+                yield node.index, he_normal(rng, shape, fan_in)
             else:
-                weights[node.index] = glorot_uniform(rng, shape, fan_in, fan_out)
-    return weights
+                yield node.index, glorot_uniform(rng, shape, fan_in, fan_out)
+
+
+def initial_weights(network: Network, layers, seed: int) -> dict[int, numpy.ndarray]:
+    """{node index: float64 W} for every layer with a weight matrix (``layer.fans``)."""
+    return dict(iter_initial_weights(network, layers, seed))

@@ -6,8 +6,13 @@ import numpy
 
 from ..graph.network import Network
 from .backend import to_numpy
-from .init import initial_weights
+from .init import fill_initial_weights
 from .layers import make_layer, softmax
+from .layers.base import Scratch
+
+# node kinds whose output a following ReLU may overwrite: a fresh array their layer does not
+# keep (conv and FC keep their input, BN its normalized input; ADD and CAT keep nothing)
+OVERWRITABLE = ("conv", "fc", "bn", "add", "concat")
 
 
 class Model:
@@ -24,11 +29,31 @@ class Model:
             make_layer(node, [nodes[i].out for i in node.inputs], xp, self.dtype, seed)
             for node in nodes
         ]
-        for index, w in initial_weights(network, self.layers, seed).items():
-            self.layers[index].params["W"][...] = xp.asarray(w, dtype=self.dtype)
+        workspace = Scratch(xp)  # layers run one at a time: their im2col tiles can share memory
+        for layer in self.layers:
+            if hasattr(layer, "workspace"):
+                layer.workspace = workspace
+        fill_initial_weights(network, self.layers, seed)
         trailing_softmax = nodes[-1].kind == "softmax"
         self._run = len(nodes) - 1 if trailing_softmax else len(nodes)
         self.output_index = nodes[-1].inputs[0] if trailing_softmax else len(nodes) - 1
+        self._in_place = [layer for node, layer in zip(nodes, self.layers)
+                          if node.kind == "relu" and self._overwritable(node.inputs[0])]
+        for layer in self._in_place:
+            layer.in_place = True
+        self._input_readers = [layer for node, layer in zip(nodes, self.layers) if 0 in node.inputs]
+        # forward lets go of an output after its last reader ran: only what layers keep for
+        # backward (and the result) stays in memory
+        last_reader = {i: node.index for node in nodes[:self._run] for i in node.inputs}
+        self._release = [[i for i, last in last_reader.items()
+                          if last == node.index and i != self.output_index] for node in nodes]
+
+    def _overwritable(self, index: int) -> bool:
+        """Whether a ReLU reading node ``index`` may overwrite that node's output: a fresh
+        array that no other node reads and that its own layer does not keep for backward."""
+        readers = sum(index in node.inputs for node in self.network.nodes)
+        return (readers == 1 and index != self.output_index
+                and self.network.nodes[index].kind in OVERWRITABLE)
 
     def reseed(self, *key: int) -> None:
         """Restarts the random layers (dropout) from ``key``, e.g. (seed, epoch, step): the masks
@@ -42,6 +67,8 @@ class Model:
         outputs = [self.xp.asarray(x, dtype=self.dtype)]
         for node, layer in zip(nodes[1:self._run], layers[1:self._run]):
             outputs.append(layer.forward([outputs[i] for i in node.inputs], train))
+            for i in self._release[node.index]:
+                outputs[i] = None
         return outputs[self.output_index]
 
     def activations(self, x) -> list:
@@ -49,17 +76,27 @@ class Model:
         (what `cnnkit visualize activations` draws)."""
         nodes, layers = self.network.nodes, self.layers
         outputs = [self.xp.asarray(x, dtype=self.dtype)]
-        for node, layer in zip(nodes[1:], layers[1:]):
-            outputs.append(layer.forward([outputs[i] for i in node.inputs], False))
+        for layer in self._in_place:  # every output is returned, so none may be overwritten
+            layer.in_place = False
+        try:
+            for node, layer in zip(nodes[1:], layers[1:]):
+                outputs.append(layer.forward([outputs[i] for i in node.inputs], False))
+        finally:
+            for layer in self._in_place:
+                layer.in_place = True
         return outputs
 
-    def backward(self, dy):
+    def backward(self, dy, input_grad: bool = True):
         """Backpropagates ``dy`` (gradient of the loss w.r.t. ``forward``'s result).
 
-        Fills every layer's ``grads`` and returns the gradient w.r.t. the input batch.
-        Gradients of nodes read by several others (RES/CAT branches) are summed.
+        Fills every layer's ``grads`` and returns the gradient w.r.t. the input batch, or
+        None with ``input_grad=False`` (training does not need it, and skipping it saves
+        the first layer's col2im).  Gradients of nodes read by several others (RES/CAT
+        branches) are summed.
         """
         nodes, layers = self.network.nodes, self.layers
+        for layer in self._input_readers:
+            layer.input_grad = input_grad
         pending = [None] * len(nodes)
         pending[self.output_index] = dy
         for node in reversed(nodes[1:self._run]):
@@ -67,8 +104,9 @@ class Model:
             if dy is None:  # a node the output does not depend on
                 continue
             for i, dx in zip(node.inputs, layers[node.index].backward(dy)):
-                pending[i] = dx if pending[i] is None else pending[i] + dx
-        return pending[0]
+                if dx is not None:
+                    pending[i] = dx if pending[i] is None else pending[i] + dx
+        return pending[0] if input_grad else None
 
     def _named(self, group: str):
         for node, layer in zip(self.network.nodes, self.layers):

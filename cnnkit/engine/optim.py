@@ -12,6 +12,8 @@ import numpy
 
 from .backend import get_array_module, to_numpy
 
+BLOCK = 2**18  # values updated at once on the CPU (temporaries of at most 1 MiB in float32)
+
 
 class Optimizer:
     slots: tuple[str, ...] = ()  # per-parameter arrays the method keeps, e.g. ("v",)
@@ -25,14 +27,26 @@ class Optimizer:
                       for name, param, _ in self.parameters for slot in self.slots}
 
     def step(self) -> None:
-        """One update of every parameter from its current gradient, at ``self.lr``."""
+        """One update of every parameter from its current gradient, at ``self.lr``.
+
+        On the CPU a large parameter is updated in blocks of ``BLOCK`` values, so that the
+        temporaries of the arithmetic stay small (the same numbers, element by element)."""
         self.steps += 1
         for name, param, grad in self.parameters:
-            if self.weight_decay and name.endswith("/W"):
-                grad = grad + self.weight_decay * param
-            self.update(name, param, grad)
+            size = param.size
+            block = BLOCK if get_array_module(param) is numpy else size
+            flat = [param.reshape(-1), grad.reshape(-1)]
+            slots = [self.state[name, slot].reshape(-1) for slot in self.slots]
+            for start in range(0, size, block):
+                part = slice(start, min(start + block, size))
+                p, g = flat[0][part], flat[1][part]
+                if self.weight_decay and name.endswith("/W"):
+                    g = g + self.weight_decay * p
+                self.update(p, g, {slot: array[part] for slot, array in zip(self.slots, slots)})
 
-    def update(self, name: str, param, grad) -> None:
+    def update(self, param, grad, state: dict) -> None:
+        """Updates ``param`` in place from ``grad``; ``state`` maps slot names to the
+        parameter's slot arrays (all four are flat views of the same elements)."""
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, numpy.ndarray]:
@@ -55,7 +69,7 @@ class Optimizer:
 class SGD(Optimizer):
     """param -= lr * grad."""
 
-    def update(self, name, param, grad):
+    def update(self, param, grad, state):
         param -= self.lr * grad
 
 
@@ -68,8 +82,8 @@ class Momentum(Optimizer):
         super().__init__(parameters, lr, weight_decay)
         self.momentum = momentum
 
-    def update(self, name, param, grad):
-        v = self.state[name, "v"]
+    def update(self, param, grad, state):
+        v = state["v"]
         v *= self.momentum
         v += grad
         param -= self.lr * v
@@ -85,9 +99,9 @@ class Adam(Optimizer):
         super().__init__(parameters, lr, weight_decay)
         self.betas, self.eps = betas, eps
 
-    def update(self, name, param, grad):
+    def update(self, param, grad, state):
         (b1, b2), t = self.betas, self.steps
-        m, v = self.state[name, "m"], self.state[name, "v"]
+        m, v = state["m"], state["v"]
         m *= b1
         m += (1 - b1) * grad
         v *= b2

@@ -93,14 +93,15 @@ class Trainer:
 
     def _check_memory(self, xp) -> None:
         c = self.config
-        summary = self.network.summary(batch=c.batch, dtype=c.dtype, optimizer=c.optimizer)
-        self.estimate = summary.memory.total_bytes
+        def need(batch: int) -> int:
+            summary = self.network.summary(batch=batch, dtype=c.dtype, optimizer=c.optimizer)
+            return summary.executor_memory.total_bytes
+
+        self.estimate = need(c.batch)
         free = available_bytes(xp)
         self.emit("memory", {"estimate_bytes": self.estimate, "available_bytes": free})
         if free is not None and self.estimate > free:
-            fit = largest_batch(free, activations=summary.activations,
-                                input_size=summary.rows[0].activations, params=summary.params,
-                                state=summary.state, dtype=c.dtype, optimizer=c.optimizer)
+            fit = largest_batch(free, need)
             raise TrainingError(
                 f"batch {c.batch} needs about {human_bytes(self.estimate)} but only "
                 f"{human_bytes(free)} is free; the largest batch that fits is {fit}"
@@ -230,7 +231,7 @@ class Trainer:
                 + (f"The last good checkpoint is kept: {last}" if last else
                    "No checkpoint was written yet.")
             )
-        model.backward(dlogits)
+        model.backward(dlogits, input_grad=False)
         optimizer.step()
         return loss, int((logits.argmax(axis=1) == y).sum())
 

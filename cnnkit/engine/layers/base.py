@@ -18,6 +18,10 @@ class Layer:
     needs from the last forward, so calls alternate: forward, then backward.
     """
 
+    # False when nothing needs the gradient w.r.t. the inputs (the Model sets it for layers
+    # reading the input batch): layers whose input gradient is costly then return None for it
+    input_grad: bool = True
+
     def __init__(self, node: Node, in_shapes: Sequence[Shape], xp=numpy, dtype="float32",
                  seed: int = 0):
         self.node = node
@@ -38,7 +42,8 @@ class Layer:
         raise NotImplementedError
 
     def backward(self, dy) -> list:
-        """One gradient per input of the last forward, given the gradient of its output."""
+        """One gradient per input of the last forward, given the gradient of its output
+        (None for an input whose gradient is not wanted, see ``input_grad``)."""
         raise NotImplementedError
 
 
@@ -52,6 +57,17 @@ class Scratch:
     def __init__(self, xp):
         self.xp = xp
         self._arrays: dict = {}
+
+    def view(self, key: str, shape: tuple[int, ...], dtype, reserve: int = 0):
+        """An array of ``shape`` with undefined contents, viewing the flat buffer under ``key``,
+        which grows when too small (to at least ``reserve`` bytes, so that a caller knowing
+        its largest request grows it once) and is never shrunk: layers that run one after
+        another can share it whatever their shapes (the Model gives its convolutions one)."""
+        size = int(numpy.prod(shape)) * numpy.dtype(dtype).itemsize
+        buffer = self._arrays.get(key)
+        if buffer is None or buffer.size < size:
+            buffer = self._arrays[key] = self.xp.empty(max(size, reserve), numpy.uint8)
+        return buffer[:size].view(dtype).reshape(shape)
 
     def get(self, key: str, shape: tuple[int, ...], dtype, fill: float | None = None):
         """The array under ``key``; a new one (set to ``fill`` if given) when shapes differ."""

@@ -1,9 +1,25 @@
-"""Convolution as im2col + one matrix product per group, channels last."""
+"""Convolution as im2col + one matrix product per group, channels last, tile by tile."""
 
 from __future__ import annotations
 
+from .. import parallel
 from .base import Layer, Scratch
 from .windows import Window
+
+
+def transposed_window(window: Window, groups: int, node, in_shape) -> Window | None:
+    """The window that computes a stride-1 ungrouped convolution's input gradient as another
+    convolution: of the output gradient, padded by (k - 1)*dilation - pad on each side, with
+    the kernel flipped (None for other convolutions, or padding wider than the kernel)."""
+    if window.stride != (1, 1) or groups != 1:
+        return None
+    (kh, kw), (dh, dw) = window.kernel, window.dilation
+    top, bottom, left, right = window.pad
+    pad = ((kh - 1) * dh - top, (kh - 1) * dh - bottom, (kw - 1) * dw - left, (kw - 1) * dw - right)
+    if min(pad) < 0:
+        return None
+    attrs = {"kernel": window.kernel, "stride": (1, 1), "dilation": window.dilation, "pad": pad}
+    return Window(attrs, node.name, node.out, in_shape)
 
 
 class Conv(Layer):
@@ -12,6 +28,14 @@ class Conv(Layer):
     W is stored (kh, kw, C/groups, out_channels): with NHWC input an im2col row is
     (kh, kw, C/groups) in memory order, so rows @ W.reshape(K, O) is the whole layer and its
     result already is (N, Ho, Wo, O).  Groups are the leading axis of a batched matmul.
+
+    The batch is worked through in tiles (``parallel.tiled_chunks``: a few images on the CPU,
+    so the im2col buffer stays in cache, shared among threads; large tiles on a GPU).  The rows are
+    not kept for backward: backward rebuilds each tile's rows, which costs one cheap copy and
+    saves the largest array of the step.  The input gradient of a stride-1 ungrouped
+    convolution is one more convolution (``transposed_window``: im2col of the output gradient
+    and one product); other convolutions multiply the output gradient into row gradients and
+    add them back kernel offset by kernel offset (col2im).
     """
 
     def __init__(self, node, in_shapes, xp, dtype, seed=0):
@@ -26,44 +50,120 @@ class Conv(Layer):
         if attrs.get("bias", True):
             self.add_param("b", (out,))
         self.fans = (kh * kw * per_group, kh * kw * out // self.groups)
-        self.scratch = Scratch(xp)
+        self.transposed = transposed_window(self.window, self.groups, node, in_shapes[0])
+        ho, wo = self.window.out_hw
+        h, w = self.window.in_hw
+        # per image, the larger of forward's and backward's im2col rows and padded input, so
+        # that the workspace grows once, in the first forward
+        self.row_values = max(ho * wo * kh * kw * in_shapes[0].c,
+                              h * w * kh * kw * out if self.transposed else 0)
+        self.padded_values = max(
+            [window.padded_hw[0] * window.padded_hw[1] * c
+             for window, c in ((self.window, in_shapes[0].c), (self.transposed, out))
+             if window is not None and any(window.pad)], default=0)
+        self.workspace = Scratch(xp)  # im2col tiles; the Model shares one among its layers
+
+    def _weights(self):
+        """W as (G, K/G, O/G): one matrix per group."""
+        w = self.params["W"]
+        return w.reshape(-1, self.groups, w.shape[-1] // self.groups).transpose(1, 0, 2)
+
+    def _chunks(self, n: int) -> list[list[slice]]:
+        return parallel.tiled_chunks(n, self.row_values * self.dtype.itemsize, self.xp)
+
+    def _rows(self, x, tile: slice, worker: int, window: Window | None = None):
+        """im2col of the images ``x[tile]`` for ``window`` (the layer's by default):
+        (G, t*Ho*Wo, K/G), in the worker's buffer."""
+        window, x_t, itemsize = window or self.window, x[tile], x.dtype.itemsize
+        t = len(x_t)
+        if any(window.pad):
+            shape = (t,) + window.padded_hw + x.shape[3:]
+            buffer = self.workspace.view(f"padded{worker}", shape, x.dtype,
+                                         t * self.padded_values * itemsize)
+            x_t = window.pad_into(x_t, buffer, 0)
+        view = window.columns(x_t, self.groups)  # (G, t, Ho, Wo, kh, kw, C/G)
+        rows = self.workspace.view(f"rows{worker}", view.shape, x.dtype,
+                                   t * self.row_values * itemsize)
+        rows[...] = view  # the im2col copy
+        g, _, ho, wo = view.shape[:4]
+        return rows.reshape(g, t * ho * wo, -1)
 
     def forward(self, xs, train):
-        x = xs[0]
-        padded = self.window.pad_input(x, self.scratch, 0)
-        view = self.window.columns(padded, self.groups)
-        rows = self.scratch.get("rows", view.shape, x.dtype)
-        rows[...] = view  # the im2col copy
-        g, n, ho, wo, kh, kw, c = view.shape
-        self._rows = rows.reshape(g, n * ho * wo, kh * kw * c)
-        self._in_shape = x.shape
-        w_g = self.params["W"].reshape(kh * kw * c, g, -1).transpose(1, 0, 2)  # (G, K, O/G)
-        y = self.xp.matmul(self._rows, w_g).transpose(1, 0, 2)  # a view when groups == 1
-        y = y.reshape(n, ho, wo, -1)
-        if "b" in self.params:
-            y += self.params["b"]
+        x, xp, groups = xs[0], self.xp, self.groups
+        n = x.shape[0]
+        out = self.params["W"].shape[-1]
+        w_g, bias = self._weights(), self.params.get("b")
+        y = xp.empty((n,) + self.window.out_hw + (out,), xp.result_type(x, w_g))
+
+        def work(tiles: list[slice], worker: int) -> None:
+            for tile in tiles:
+                rows = self._rows(x, tile, worker)
+                # (G, m, O/G) view of y's tile: y itself when groups == 1
+                y_g = y[tile].reshape(-1, groups, out // groups).transpose(1, 0, 2)
+                xp.matmul(rows, w_g, out=y_g)
+                if bias is not None:
+                    y[tile] += bias
+
+        parallel.run(work, self._chunks(n), xp)
+        self._x = x
         return y
 
     def backward(self, dy):
-        xp, window, groups = self.xp, self.window, self.groups
-        rows, w = self._rows, self.params["W"]
-        kh, kw, per_group, out = w.shape
-        n, _, _, c = self._in_shape
+        x, xp, groups = self._x, self.xp, self.groups
+        out = self.params["W"].shape[-1]
+        w_g = self._weights()
+        dx = xp.empty(x.shape, xp.result_type(dy, w_g)) if self.input_grad else None
+        if dx is not None and self.transposed:  # (kh*kw*O, C): W flipped, in and out swapped
+            w = self.params["W"]
+            w_flipped = w[::-1, ::-1].transpose(0, 1, 3, 2).reshape(-1, w.shape[2])
+
+        def work(tiles: list[slice], worker: int):
+            d_w = d_b = None
+            for tile in tiles:
+                rows = self._rows(x, tile, worker)
+                dy_t = dy[tile]
+                dy_g = dy_t.reshape(-1, groups, out // groups).transpose(1, 0, 2)  # (G, m, O/G)
+                # (G, O/G, K/G): transposing dy rather than rows spares CuPy, which copies
+                # transposed operands, a copy of the larger one
+                part = xp.matmul(dy_g.transpose(0, 2, 1), rows)
+                d_w = part if d_w is None else xp.add(d_w, part, out=d_w)
+                if "b" in self.grads:
+                    part = dy_t.reshape(-1, out).sum(axis=0)
+                    d_b = part if d_b is None else xp.add(d_b, part, out=d_b)
+                if dx is not None and self.transposed:
+                    d_rows = self._rows(dy, tile, worker, self.transposed)  # reuses the buffer
+                    dx_t = dx[tile]
+                    xp.matmul(d_rows[0], w_flipped, out=dx_t.reshape(-1, dx_t.shape[-1]))
+                elif dx is not None:
+                    d_rows = xp.matmul(dy_g, w_g.transpose(0, 2, 1), out=rows)  # reuses rows
+                    self._col2im(d_rows, dx[tile])
+            return d_w, d_b
+
+        partials = parallel.run(work, self._chunks(len(x)), xp)
+        d_w, d_b = partials[0]
+        for more_w, more_b in partials[1:]:  # in chunk order: deterministic
+            d_w += more_w
+            if d_b is not None:
+                d_b += more_b
+        self.grads["W"].reshape(-1, groups, out // groups)[...] = d_w.transpose(2, 0, 1)
+        if d_b is not None:
+            self.grads["b"][...] = d_b
+        return [dx]
+
+    def _col2im(self, d_rows, dx):
+        """Adds the row gradients (G, t*Ho*Wo, K/G) into ``dx`` (t, H, W, C), one kernel offset
+        at a time: each offset's block goes to one strided slice of ``dx``, padding skipped."""
+        window, groups = self.window, self.groups
+        t, h, w, c = dx.shape
         ho, wo = window.out_hw
-        dy_g = dy.reshape(rows.shape[1], groups, -1).transpose(1, 0, 2)  # (G, M, O/G)
-
-        dw_g = xp.matmul(rows.transpose(0, 2, 1), dy_g)  # (G, K, O/G)
-        self.grads["W"].reshape(-1, groups, out // groups)[...] = dw_g.transpose(1, 0, 2)
-        if "b" in self.grads:
-            self.grads["b"][...] = dy.reshape(-1, out).sum(axis=0)
-
-        # col2im: the row gradients come out as one (G, M, C/G) block per kernel offset, so
-        # each block is added to its strided slice of the input gradient contiguously
-        w_by_offset = w.reshape(kh * kw, per_group, groups, -1).transpose(0, 2, 3, 1)
-        d_rows = self.scratch.get("d_rows", (kh * kw,) + rows.shape[:2] + (per_group,), dy.dtype)
-        xp.matmul(dy_g, w_by_offset, out=d_rows)
-        d_padded = xp.zeros((n,) + window.padded_hw + (groups, per_group), dy.dtype)
-        for k, (i, j) in enumerate(window.offsets):
-            block = d_rows[k].reshape(groups, n, ho, wo, per_group)
-            window.at(d_padded, i, j)[...] += xp.moveaxis(block, 0, 3)
-        return [window.unpad(d_padded.reshape(n, *window.padded_hw, c))]
+        kh, kw = window.kernel
+        blocks = d_rows.reshape(groups, t, ho, wo, kh, kw, c // groups)
+        target = dx.reshape(t, h, w, groups, c // groups)
+        target[...] = 0
+        for i, j in window.offsets:
+            where = window.clipped(i, j)
+            if where is None:
+                continue
+            out_rows, out_cols, in_rows, in_cols = where
+            block = blocks[:, :, out_rows, out_cols, i, j]  # (G, t, r, s, C/G)
+            target[:, in_rows, in_cols] += self.xp.moveaxis(block, 0, 3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import parallel
 from .base import Layer
 
 
@@ -17,19 +18,39 @@ class FC(Layer):
         self.fans = (d_in, units)
 
     def forward(self, xs, train):
-        x = xs[0]
+        x, xp = xs[0], self.xp
         self._in_shape = x.shape
-        self._x = x.reshape(x.shape[0], -1)
-        y = self._x @ self.params["W"]
-        if "b" in self.params:
-            y += self.params["b"]
+        self._x = x = x.reshape(x.shape[0], -1)
+        w, b = self.params["W"], self.params.get("b")
+        y = xp.empty((x.shape[0], w.shape[1]), xp.result_type(x, w))
+
+        def work(rows: slice, worker: int) -> None:
+            xp.matmul(x[rows], w, out=y[rows])
+            if b is not None:
+                y[rows] += b
+
+        parallel.map_chunks(work, len(x), xp)
         return y
 
     def backward(self, dy):
-        self.xp.matmul(self._x.T, dy, out=self.grads["W"])
+        x, w, xp = self._x, self.params["W"], self.xp
+        d_w = self.grads["W"]
+
+        def weight_rows(rows: slice, worker: int) -> None:  # no partial sums to add up
+            xp.matmul(x[:, rows].T, dy, out=d_w[rows])
+
+        parallel.map_chunks(weight_rows, len(d_w), xp)
         if "b" in self.grads:
             self.grads["b"][...] = dy.sum(axis=0)
-        return [(dy @ self.params["W"].T).reshape(self._in_shape)]
+        if not self.input_grad:
+            return [None]
+        dx = xp.empty(x.shape, xp.result_type(dy, w))
+
+        def input_rows(rows: slice, worker: int) -> None:
+            xp.matmul(dy[rows], w.T, out=dx[rows])
+
+        parallel.map_chunks(input_rows, len(dx), xp)
+        return [dx.reshape(self._in_shape)]
 
 
 class Flatten(Layer):

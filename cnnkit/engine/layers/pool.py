@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy
 
+from .. import parallel
 from .base import Layer, Scratch
 from .windows import Window
 
@@ -14,7 +15,8 @@ class MaxPool(Layer):
     The gradient goes to the first maximum of each window in scan order (as in PyTorch),
     found in backward from the kept input and output.  (Masks are multiplied, not passed to
     ``where``: NumPy's ``where`` is several times slower.)  Non-overlapping windows without
-    padding (2x2 stride 2 and the like) are a reshape of the input, and take that path.
+    padding (2x2 stride 2 and the like) take a shorter path: each window pixel is one strided
+    slice of the input, nothing is padded, and batch chunks run in parallel.
     """
 
     def __init__(self, node, in_shapes, xp, dtype, seed=0):
@@ -25,21 +27,19 @@ class MaxPool(Layer):
         self.scratch = Scratch(xp)
 
     def forward(self, xs, train):
+        if self.tiles:
+            return self._forward_tiles(xs[0])
         window = self.window
         self._padded = padded = window.pad_input(xs[0], self.scratch, -numpy.inf)
-        if self.tiles:
-            (ho, wo), (kh, kw) = window.out_hw, window.kernel
-            n, _, _, c = padded.shape
-            tiles = padded[:, :ho * kh, :wo * kw].reshape(n, ho, kh, wo, kw, c)
-            self._y = tiles.max(axis=(2, 4))
-        else:
-            offsets = window.offsets
-            self._y = window.at(padded, *offsets[0]).copy()
-            for i, j in offsets[1:]:
-                self.xp.maximum(self._y, window.at(padded, i, j), out=self._y)
+        offsets = window.offsets
+        self._y = window.at(padded, *offsets[0]).copy()
+        for i, j in offsets[1:]:
+            self.xp.maximum(self._y, window.at(padded, i, j), out=self._y)
         return self._y
 
     def backward(self, dy):
+        if self.tiles:
+            return [self._backward_tiles(dy)]
         xp, window, padded, y = self.xp, self.window, self._padded, self._y
         claimed = xp.zeros(y.shape, bool)
         d_padded = xp.zeros(padded.shape, dy.dtype)
@@ -48,6 +48,49 @@ class MaxPool(Layer):
             window.at(d_padded, i, j)[...] += dy * takes
             claimed |= takes
         return [window.unpad(d_padded)]
+
+    def _tile(self, x, i: int, j: int):
+        """Input pixel (i, j) of every window, when the windows tile the input."""
+        (ho, wo), (kh, kw) = self.window.out_hw, self.window.kernel
+        return x[:, i:ho * kh:kh, j:wo * kw:kw]
+
+    def _forward_tiles(self, x):
+        xp, offsets = self.xp, self.window.offsets
+        y = xp.empty((x.shape[0],) + self.window.out_hw + x.shape[3:], x.dtype)
+
+        def work(rows: slice, worker: int) -> None:
+            x_c, y_c = x[rows], y[rows]
+            if len(offsets) == 1:
+                y_c[...] = self._tile(x_c, 0, 0)
+            else:
+                xp.maximum(self._tile(x_c, *offsets[0]), self._tile(x_c, *offsets[1]), out=y_c)
+            for i, j in offsets[2:]:
+                xp.maximum(y_c, self._tile(x_c, i, j), out=y_c)
+
+        parallel.map_chunks(work, len(x), xp, size=x.size)
+        self._padded, self._y = x, y
+        return y
+
+    def _backward_tiles(self, dy):
+        xp, x, y, offsets = self.xp, self._padded, self._y, self.window.offsets
+        (ho, wo), (kh, kw) = self.window.out_hw, self.window.kernel
+        dx = xp.empty(x.shape, dy.dtype)
+
+        def work(rows: slice, worker: int) -> None:
+            x_c, y_c, dy_c, dx_c = x[rows], y[rows], dy[rows], dx[rows]
+            dx_c[:, ho * kh:] = 0  # rows and columns no window reads (floor rounding)
+            dx_c[:, :, wo * kw:] = 0
+            claimed = None
+            for k, (i, j) in enumerate(offsets):  # in scan order: a tie goes to the first
+                takes = xp.equal(self._tile(x_c, i, j), y_c)
+                if claimed is not None:
+                    xp.greater(takes, claimed, out=takes)  # a maximum, unclaimed
+                xp.multiply(dy_c, takes, out=self._tile(dx_c, i, j))
+                if k + 1 < len(offsets):
+                    claimed = takes if claimed is None else xp.logical_or(claimed, takes, out=claimed)
+
+        parallel.map_chunks(work, len(dy), xp, size=dy.size)
+        return dx
 
 
 class AvgPool(Layer):

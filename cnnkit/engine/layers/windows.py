@@ -53,6 +53,18 @@ class Window:
         padded[:, top:top + h, left:left + w] = x
         return padded
 
+    def pad_into(self, x, padded, fill: float):
+        """Writes ``x`` inside a border of ``fill`` into ``padded`` (N, Hp, Wp, C), border
+        included, so the buffer may hold anything before; returns it."""
+        top, _, left, _ = self.pad
+        h, w = self.in_hw
+        padded[:, :top] = fill
+        padded[:, top + h:] = fill
+        padded[:, top:top + h, :left] = fill
+        padded[:, top:top + h, left + w:] = fill
+        padded[:, top:top + h, left:left + w] = x
+        return padded
+
     def unpad(self, padded):
         top, _, left, _ = self.pad
         h, w = self.in_hw
@@ -62,6 +74,23 @@ class Window:
         """The input pixels under kernel offset (i, j), for every output pixel: (N, Ho, Wo, ...)."""
         (sh, sw), (dh, dw), (ho, wo) = self.stride, self.dilation, self.out_hw
         return padded[:, i * dh:i * dh + sh * (ho - 1) + 1:sh, j * dw:j * dw + sw * (wo - 1) + 1:sw]
+
+    def clipped(self, i: int, j: int):
+        """Where kernel offset (i, j) reads the unpadded input: ``(out_rows, out_cols, in_rows,
+        in_cols)`` slices, output pixels whose (i, j) tap falls on padding left out; None when
+        every tap of this offset falls on padding."""
+        pieces = []
+        for axis, offset in ((0, i), (1, j)):
+            stride, size, out = self.stride[axis], self.in_hw[axis], self.out_hw[axis]
+            first = offset * self.dilation[axis] - self.pad[2 * axis]  # input index of output 0
+            lo = max(0, -(first // stride))
+            hi = min(out, (size - 1 - first) // stride + 1)
+            if hi <= lo:
+                return None
+            start = lo * stride + first
+            pieces.append((slice(lo, hi), slice(start, start + (hi - lo - 1) * stride + 1, stride)))
+        (out_rows, in_rows), (out_cols, in_cols) = pieces
+        return out_rows, out_cols, in_rows, in_cols
 
     def columns(self, padded, groups: int):
         """im2col as a strided view, no copy: (groups, N, Ho, Wo, kh, kw, C/groups)."""
