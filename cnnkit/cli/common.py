@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from enum import Enum
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
+from ..calculator.memory import DTYPE_BYTES, OPTIMIZER_SLOTS
+from ..graph.sizes import ROUNDINGS
 from ..language.errors import SpecError
 
 app = typer.Typer(
@@ -54,3 +57,14 @@ def read_spec(path: str) -> tuple[str, str]:
     if path == "-":
         return sys.stdin.read(), "<stdin>"
     return Path(path).read_text(encoding="utf-8"), path
+
+
+def choices(name: str, values) -> type[Enum]:
+    """A str Enum for typer from the values the API accepts, so the two never drift apart."""
+    return Enum(name, {value: value for value in values}, type=str)
+
+
+Optimizer = choices("Optimizer", OPTIMIZER_SLOTS)
+DType = choices("DType", DTYPE_BYTES)
+Rounding = choices("Rounding", ROUNDINGS)
+Device = choices("Device", ("auto", "cpu", "gpu"))

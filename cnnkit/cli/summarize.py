@@ -13,7 +13,17 @@ from ..calculator import Summary, human_bytes, largest_batch, parse_bytes, short
 from ..calculator.formats import to_csv, to_json, to_markdown
 from ..calculator.summary import COUNTING_NOTE
 from ..graph.build import parse
-from .common import EXIT_USAGE, app, console, fail, read_spec, reported_errors
+from .common import (
+    EXIT_USAGE,
+    DType,
+    Optimizer,
+    Rounding,
+    app,
+    console,
+    fail,
+    read_spec,
+    reported_errors,
+)
 
 
 class Format(str, Enum):
@@ -23,22 +33,7 @@ class Format(str, Enum):
     markdown = "markdown"
 
 
-class DType(str, Enum):
-    float16 = "float16"
-    float32 = "float32"
-    float64 = "float64"
 
-
-class Optimizer(str, Enum):
-    sgd = "sgd"
-    momentum = "momentum"
-    adam = "adam"
-
-
-class Rounding(str, Enum):
-    strict = "strict"
-    floor = "floor"
-    ceil = "ceil"
 
 
 SPEC_HELP = "Spec file in the cnnkit layer language (`-` reads standard input)."
@@ -58,8 +53,8 @@ def summarize(
     input_shape: str = typer.Option(None, "--input", help=INPUT_HELP),
     rounding: Rounding = typer.Option(None, help=ROUNDING_HELP),
     batch: int = typer.Option(1, min=1, help="Batch size for the training-memory estimate."),
-    dtype: DType = typer.Option(DType.float32, help="Number format for memory figures."),
-    optimizer: Optimizer = typer.Option(Optimizer.sgd, help="Optimizer whose state is counted."),
+    dtype: DType = typer.Option("float32", help="Number format for memory figures."),
+    optimizer: Optimizer = typer.Option("sgd", help="Optimizer whose state is counted."),
     output_format: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
     explain: bool = typer.Option(False, "--explain", help="Show the arithmetic behind each row."),
     max_memory: str = typer.Option(

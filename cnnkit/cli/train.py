@@ -11,25 +11,21 @@ from pathlib import Path
 import typer
 
 from ..calculator import human_bytes
-from .common import EXIT_USAGE, app, console, errors, fail, read_spec, reported_errors
+from ..training.config import SCHEDULES
+from .common import (
+    EXIT_USAGE,
+    Device,
+    Optimizer,
+    app,
+    choices,
+    console,
+    errors,
+    fail,
+    read_spec,
+    reported_errors,
+)
 
-
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    gpu = "gpu"
-
-
-class OptimizerName(str, Enum):
-    sgd = "sgd"
-    momentum = "momentum"
-    adam = "adam"
-
-
-class Schedule(str, Enum):
-    constant = "constant"
-    step = "step"
-    cosine = "cosine"
+Schedule = choices("Schedule", SCHEDULES)
 
 
 class Output(str, Enum):
@@ -133,15 +129,15 @@ def train(
     epochs: int = typer.Option(None, min=1, help="Passes over the training set (default: 8; "
                                "with --resume: the run's own, or more to extend it)."),
     batch: int = typer.Option(64, min=1, help="Images per step."),
-    optimizer: OptimizerName = typer.Option(OptimizerName.adam, help="Update rule."),
+    optimizer: Optimizer = typer.Option("adam", help="Update rule."),
     lr: float = typer.Option(None, help="Learning rate (default: sgd 0.05, momentum 0.01, "
                              "adam 0.001)."),
     weight_decay: float = typer.Option(0.0, help="L2 penalty on weights (not biases/BN)."),
-    lr_schedule: Schedule = typer.Option(Schedule.constant, help="Learning-rate schedule."),
+    lr_schedule: Schedule = typer.Option("constant", help="Learning-rate schedule."),
     val_split: float = typer.Option(0.1, help="Fraction of the training set held out for "
                                     "validation (never the test set)."),
     seed: int = typer.Option(0, help="Seed for weights, shuffling and dropout."),
-    device: Device = typer.Option(Device.auto, help="cpu, gpu, or auto (GPU if CuPy sees one)."),
+    device: Device = typer.Option("auto", help="cpu, gpu, or auto (GPU if CuPy sees one)."),
     dtype: str = typer.Option("float32", help="float32 or float64."),
     standardize: bool = typer.Option(False, help="Standardize each channel with the training "
                                      "set's mean and std."),
@@ -220,7 +216,7 @@ def evaluate(
     dataset: str = typer.Option(None, help="Dataset (default: the one trained on)."),
     split: str = typer.Option("test", help="test or train."),
     data_dir: str = typer.Option(None, help="Folder holding the dataset files."),
-    device: Device = typer.Option(Device.cpu, help="cpu, gpu or auto."),
+    device: Device = typer.Option("cpu", help="cpu, gpu or auto."),
     batch: int = typer.Option(256, min=1, help="Images per forward pass."),
     output_format: TableOrJson = typer.Option(TableOrJson.table, "--format", "-f"),
 ) -> None:
@@ -276,7 +272,7 @@ def predict(
     top_k: int = typer.Option(3, "--top-k", "-k", min=1, help="Classes to show per image."),
     invert: bool = typer.Option(False, help="Invert the images first (dark digits on light "
                                 "paper, as MNIST is light on dark)."),
-    device: Device = typer.Option(Device.cpu, help="cpu, gpu or auto."),
+    device: Device = typer.Option("cpu", help="cpu, gpu or auto."),
     output_format: TableOrJson = typer.Option(TableOrJson.table, "--format", "-f"),
 ) -> None:
     """Top-k classes with probabilities for image files; each image is converted to the

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import typer
 
-from .common import EXIT_USAGE, app, console, errors, fail, read_spec, reported_errors
-from .train import Device
+from .common import EXIT_USAGE, Device, app, console, errors, fail, read_spec, reported_errors
 
 visualize_app = typer.Typer(
     name="visualize",
@@ -133,7 +132,7 @@ def activations(
     invert: bool = typer.Option(False, help="Invert the --image first (dark digits on light "
                                 "paper, as MNIST is light on dark)."),
     max_maps: int = typer.Option(64, min=1, help="Feature maps shown per layer at most."),
-    device: Device = typer.Option(Device.cpu, help="cpu, gpu or auto."),
+    device: Device = typer.Option("cpu", help="cpu, gpu or auto."),
     out: Path = typer.Option(None, "--out", "-o", help=f"{OUT_HELP} "
                              "(default: RUN/viz/activations-IMAGE.png)."),
     show: bool = typer.Option(False, "--show", help=SHOW_HELP),
@@ -185,7 +184,7 @@ def confusion(
     data_dir: str = typer.Option(None, help="Folder holding the dataset files."),
     normalize: bool = typer.Option(False, help="Write each cell's share of its true class "
                                    "instead of the count."),
-    device: Device = typer.Option(Device.cpu, help="cpu, gpu or auto."),
+    device: Device = typer.Option("cpu", help="cpu, gpu or auto."),
     batch: int = typer.Option(256, min=1, help="Images per forward pass."),
     out: Path = typer.Option(None, "--out", "-o", help=f"{OUT_HELP} "
                              "(default: RUN/viz/confusion-DATASET-SPLIT.png)."),
