@@ -249,3 +249,13 @@ def test_sigterm_saves_a_checkpoint_like_ctrl_c(tmp_path):
     assert "--resume" in err
     assert any(p.name.startswith("epoch-") for p in (out / "checkpoints").iterdir())
     assert os.path.exists(out / "metrics.csv")
+
+
+def test_accuracy_is_right_for_networks_ending_in_gap(tmp_path):
+    """SqueezeNet-style heads end in GAP, whose logits are 1x1xK volumes, not vectors: the
+    same network with a FLATTEN after the GAP must report the same accuracies."""
+    head = "INPUT 28x28x1 -> CONV3-8 -> RELU -> POOL2 -> CONV1-10 -> GAP"
+    volume = train(tmp_path, "volume", text=head, epochs=1, limit=500).read_metrics()
+    flat = train(tmp_path, "flat", text=head + " -> FLATTEN", epochs=1, limit=500).read_metrics()
+    for key in ("train_loss", "train_acc", "val_acc"):
+        assert volume[0][key] == pytest.approx(flat[0][key])

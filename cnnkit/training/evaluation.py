@@ -48,7 +48,7 @@ def evaluate(model, images: np.ndarray, labels: np.ndarray, num_classes: int,
         logits = model.forward(x, train=False)
         loss, _ = softmax_cross_entropy(logits, xp.asarray(y))
         total_loss += float(loss) * len(y)
-        predicted = to_numpy(logits.argmax(axis=1))
+        predicted = to_numpy(logits.reshape(len(y), -1).argmax(axis=1))
         np.add.at(confusion, (y, predicted), 1)
     count = max(len(images), 1)
     return Evaluation(total_loss / count, float(np.trace(confusion)) / count, confusion,

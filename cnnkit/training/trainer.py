@@ -233,7 +233,7 @@ class Trainer:
             )
         model.backward(dlogits, input_grad=False)
         optimizer.step()
-        return loss, int((logits.argmax(axis=1) == y).sum())
+        return loss, int((logits.reshape(len(index), -1).argmax(axis=1) == y).sum())
 
     def _finish_epoch(self, model, optimizer, progress: Progress) -> dict:
         row = {
