@@ -39,9 +39,9 @@ BLOCK = 2**20  # values drawn at once by ``fill_initial_weights``
 
 
 def fill_initial_weights(network: Network, layers, seed: int) -> None:
-    """Writes the initial weights into every ``layer.params["W"]``: the same numbers as
-    ``initial_weights``, drawn and cast in blocks, so the float64 draw of a large layer never
-    exists whole (VGG-16's first FC layer alone would take 822 MB)."""
+    """Writes the initial weights into every ``layer.params["W"]``, drawn in float64 and cast
+    in blocks, so the float64 draw of a large layer never exists whole (VGG-16's first FC
+    layer alone would take 822 MB)."""
     rng = numpy.random.default_rng(seed)
     for node, layer in zip(network.nodes, layers):
         if "W" in layer.params:
@@ -53,21 +53,3 @@ def fill_initial_weights(network: Network, layers, seed: int) -> None:
                 block = he_normal(rng, size, fan_in) if relu else glorot_uniform(
                     rng, size, fan_in, fan_out)
                 flat[start:start + size] = get_array_module(w).asarray(block, dtype=w.dtype)
-
-
-def iter_initial_weights(network: Network, layers, seed: int):
-    """(node index, float64 W) for every layer with a weight matrix (``layer.fans``), one
-    at a time, so that only one layer's float64 draw exists at once."""
-    rng = numpy.random.default_rng(seed)
-    for node, layer in zip(network.nodes, layers):
-        if "W" in layer.params:
-            shape, (fan_in, fan_out) = layer.params["W"].shape, layer.fans
-            if feeds_relu(network, node.index):
-                yield node.index, he_normal(rng, shape, fan_in)
-            else:
-                yield node.index, glorot_uniform(rng, shape, fan_in, fan_out)
-
-
-def initial_weights(network: Network, layers, seed: int) -> dict[int, numpy.ndarray]:
-    """{node index: float64 W} for every layer with a weight matrix (``layer.fans``)."""
-    return dict(iter_initial_weights(network, layers, seed))
