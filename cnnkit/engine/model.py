@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import numpy
 
+from ..calculator.memory import OVERWRITABLE  # the memory model and the engine agree on it
 from ..graph.network import Network
 from .backend import to_numpy
 from .init import fill_initial_weights
 from .layers import make_layer, softmax
 from .layers.base import Scratch
-
-# node kinds whose output a following ReLU may overwrite: a fresh array their layer does not
-# keep (conv and FC keep their input, BN its normalized input; ADD and CAT keep nothing)
-OVERWRITABLE = ("conv", "fc", "bn", "add", "concat")
 
 
 class Model:
