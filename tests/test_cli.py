@@ -114,3 +114,10 @@ def test_cli_never_ends_in_a_traceback(text):
         assert not isinstance(result.exception, Exception) or isinstance(
             result.exception, SystemExit), (text, repr(result.exception))
         assert "Traceback" not in result.output
+
+
+def test_messages_keep_square_brackets(tmp_path):
+    """rich would read `[gpu]` as markup and drop it; messages are printed as plain text."""
+    missing = str(tmp_path / "net[gpu].txt")
+    result = run("check", missing)
+    assert result.exit_code == 2 and "net[gpu].txt" in result.stderr

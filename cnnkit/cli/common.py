@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from ..calculator.memory import DTYPE_BYTES, OPTIMIZER_SLOTS
 from ..graph.sizes import ROUNDINGS
@@ -34,7 +35,7 @@ EXIT_USAGE = 2
 
 
 def fail(message: str, code: int = EXIT_INVALID) -> typer.Exit:
-    errors.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    errors.print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)
     return typer.Exit(code)
 
 

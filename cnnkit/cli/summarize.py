@@ -6,6 +6,7 @@ import json
 from enum import Enum
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -189,5 +190,5 @@ def check(
     with reported_errors():
         network = load_network(spec, input_shape, rounding)
     if not quiet:
-        console.print(f"{network.filename}: ok, {len(network.nodes)} layers, "
+        console.print(f"{escape(network.filename)}: ok, {len(network.nodes)} layers, "
                       f"{network.input_shape} -> {network.output_shape}")

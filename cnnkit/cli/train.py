@@ -9,6 +9,8 @@ from enum import Enum
 from pathlib import Path
 
 import typer
+from rich.markup import escape
+from rich.text import Text
 
 from ..calculator import human_bytes
 from ..training.config import SCHEDULES
@@ -69,10 +71,10 @@ class RichReporter:
 
     def __call__(self, kind: str, data: dict) -> None:
         if kind == "notice":
-            console.print(f"[yellow]{data['message']}[/]")
+            console.print(Text(data["message"], style="yellow"))
         elif kind == "data":
-            console.print(f"data: {data['dataset']} from {data['source']}: "
-                          f"{data['train']:,} training / {data['val']:,} validation images")
+            console.print(Text(f"data: {data['dataset']} from {data['source']}: "
+                               f"{data['train']:,} training / {data['val']:,} validation images"))
         elif kind == "memory" and "measured_peak_bytes" in data:
             console.print(f"memory: estimated {human_bytes(data['estimate_bytes'])}, measured "
                           f"peak {human_bytes(data['measured_peak_bytes'])} in the first steps")
@@ -99,10 +101,10 @@ class RichReporter:
             self.stop()
 
     def stop(self):
-        if self.task is not None:
+        if self.task is not None:  # a bar is live only on a terminal, after epoch_start
             self.progress.remove_task(self.task)
             self.task = None
-        self.progress.stop()
+            self.progress.stop()
 
 
 def format_epoch(row: dict) -> str:
@@ -206,7 +208,7 @@ def train(
     if output is Output.quiet and last:
         console.print(format_epoch(last))
     if output is Output.rich:
-        console.print(f"run saved in [bold]{run.path}[/]: weights_final.npz, checkpoints/, "
+        console.print(f"run saved in [bold]{escape(str(run.path))}[/]: weights_final.npz, checkpoints/, "
                       f"metrics.csv. Next: `cnnkit evaluate {run.path}`")
 
 
@@ -228,7 +230,7 @@ def evaluate(
         trained = load_run(run, device=device.value)
         data = trained.dataset(dataset, split=split, data_dir=data_dir)
         if data.notice:
-            errors.print(data.notice)
+            errors.print(data.notice, markup=False)
         from ..training.trainer import check_input
 
         check_input(trained.network, data.shape, data.name)
@@ -291,4 +293,4 @@ def predict(
         ranked = ", ".join(f"[bold]{t['name']}[/] {t['probability']:.1%}" if i == 0 else
                            f"{t['name']} {t['probability']:.1%}"
                            for i, t in enumerate(result["top"]))
-        console.print(f"{result['image']}: {ranked}")
+        console.print(f"{escape(result['image'])}: {ranked}")
