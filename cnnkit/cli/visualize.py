@@ -91,7 +91,7 @@ def filters(
     compare_init: bool = typer.Option(False, "--compare-init", help="Put the filters before "
                                       "training (weights_init.npz) beside the trained ones."),
     out: Path = typer.Option(None, "--out", "-o",
-                             help=f"{OUT_HELP} (default: RUN/viz/filters-LAYER[-compare].png)."),
+                             help=f"{OUT_HELP} (default: RUN/viz/filters-LAYER.png, or -compare.png)."),
     scale: int = typer.Option(None, min=1, help="Pixels per weight (default: ~40-pixel cells)."),
     columns: int = typer.Option(None, min=1, help="Filters per row (default: near square)."),
     max_filters: int = typer.Option(None, min=1, help="Filters shown at most (default: 256 "
