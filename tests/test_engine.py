@@ -350,3 +350,16 @@ def test_reseed_makes_dropout_masks_a_function_of_the_key():
     np.testing.assert_array_equal(model.forward(x), first)
     model.reseed(1, 0, 6)
     assert not np.array_equal(model.forward(x), first)
+
+
+def test_init_std_draws_every_weight_from_one_normal():
+    """The textbook's SimpleConvNet starts from N(0, 0.01^2) (weight_init_std=0.01)."""
+    import cnnkit
+    from cnnkit.engine.model import Model as _Model
+
+    net = cnnkit.load("specs/simpleconvnet.txt")
+    model = _Model(net, seed=0, init_std=0.01)
+    weights = [layer.params["W"] for layer in model.layers if "W" in layer.params]
+    assert all(abs(float(w.std()) - 0.01) < 0.002 for w in weights)
+    he = _Model(net, seed=0)
+    assert float(he.layers[1].params["W"].std()) > 0.1  # He: sqrt(2/25) = 0.28

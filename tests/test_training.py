@@ -259,3 +259,12 @@ def test_accuracy_is_right_for_networks_ending_in_gap(tmp_path):
     flat = train(tmp_path, "flat", text=head + " -> FLATTEN", epochs=1, limit=500).read_metrics()
     for key in ("train_loss", "train_acc", "val_acc"):
         assert volume[0][key] == pytest.approx(flat[0][key])
+
+
+def test_init_std_is_validated_and_saved_with_the_run(tmp_path):
+    with pytest.raises(ValueError, match="init std"):
+        config(init_std=0.0)
+    run = train(tmp_path, epochs=1, init_std=0.01)
+    assert run.read_config().init_std == 0.01
+    w = load_arrays(run.weights_init)["1:CONV5-4/W"]
+    assert abs(float(w.std()) - 0.01) < 0.003

@@ -144,6 +144,8 @@ def train(
     standardize: bool = typer.Option(False, help="Standardize each channel with the training "
                                      "set's mean and std."),
     data_dir: str = typer.Option(None, help="Folder holding the dataset files."),
+    init_std: float = typer.Option(None, help="Draw every weight from N(0, std^2) instead of "
+                                   "He/Glorot; the textbook's SimpleConvNet uses 0.01."),
     limit: int = typer.Option(None, min=1, help="Train on the first N images only."),
     input_shape: str = typer.Option(None, "--input", help="Override the spec's INPUT shape."),
     out: Path = typer.Option(None, help="Run directory (default: runs/SPEC-TIMESTAMP)."),
@@ -179,7 +181,8 @@ def train(
                     optimizer=optimizer.value,
                     lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule.value,
                     val_split=val_split, seed=seed, device=device.value, dtype=dtype,
-                    standardize=standardize, data_dir=data_dir, limit=limit)
+                    standardize=standardize, data_dir=data_dir, limit=limit,
+                    init_std=init_std)
             except ValueError as error:
                 raise fail(str(error), EXIT_USAGE) from None
             stem = Path(name).stem if name != "<stdin>" else "stdin"

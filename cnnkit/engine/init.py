@@ -38,10 +38,11 @@ def feeds_relu(network: Network, index: int) -> bool:
 BLOCK = 2**20  # values drawn at once by ``fill_initial_weights``
 
 
-def fill_initial_weights(network: Network, layers, seed: int) -> None:
+def fill_initial_weights(network: Network, layers, seed: int, std: float | None = None) -> None:
     """Writes the initial weights into every ``layer.params["W"]``, drawn in float64 and cast
     in blocks, so the float64 draw of a large layer never exists whole (VGG-16's first FC
-    layer alone would take 822 MB)."""
+    layer alone would take 822 MB).  ``std`` replaces He/Glorot by N(0, std^2) for every
+    layer, as the textbook's SimpleConvNet does with weight_init_std=0.01."""
     rng = numpy.random.default_rng(seed)
     for node, layer in zip(network.nodes, layers):
         if "W" in layer.params:
@@ -50,6 +51,10 @@ def fill_initial_weights(network: Network, layers, seed: int) -> None:
             flat = w.reshape(-1)
             for start in range(0, flat.size, BLOCK):
                 size = min(BLOCK, flat.size - start)
-                block = he_normal(rng, size, fan_in) if relu else glorot_uniform(
-                    rng, size, fan_in, fan_out)
+                if std is not None:
+                    block = rng.normal(0.0, std, size=size)
+                elif relu:
+                    block = he_normal(rng, size, fan_in)
+                else:
+                    block = glorot_uniform(rng, size, fan_in, fan_out)
                 flat[start:start + size] = get_array_module(w).asarray(block, dtype=w.dtype)

@@ -19,7 +19,8 @@ class Model:
     with the fused, stable softmax cross-entropy, and ``predict_proba`` applies the softmax.
     """
 
-    def __init__(self, network: Network, xp=numpy, dtype="float32", seed: int = 0):
+    def __init__(self, network: Network, xp=numpy, dtype="float32", seed: int = 0,
+                 init_std: float | None = None):
         self.network, self.xp, self.dtype = network, xp, numpy.dtype(dtype)
         nodes = network.nodes
         self.layers = [
@@ -30,7 +31,7 @@ class Model:
         for layer in self.layers:
             if hasattr(layer, "workspace"):
                 layer.workspace = workspace
-        fill_initial_weights(network, self.layers, seed)
+        fill_initial_weights(network, self.layers, seed, init_std)
         trailing_softmax = nodes[-1].kind == "softmax"
         self._run = len(nodes) - 1 if trailing_softmax else len(nodes)
         self.output_index = nodes[-1].inputs[0] if trailing_softmax else len(nodes) - 1

@@ -28,6 +28,7 @@ class TrainConfig:
     data_dir: str | None = None
     limit: int | None = None  # train on the first N training images only
     keep_checkpoints: int = 3
+    init_std: float | None = None  # N(0, std^2) weights instead of He/Glorot (textbook: 0.01)
 
     def __post_init__(self):
         if self.lr is None:
@@ -45,6 +46,8 @@ class TrainConfig:
             problems.append("val split must be in [0, 1)")
         if not self.lr > 0:
             problems.append("learning rate must be positive")
+        if self.init_std is not None and not self.init_std > 0:
+            problems.append("init std must be positive")
         if self.weight_decay < 0:
             problems.append("weight decay must be >= 0")
         if self.dtype not in ("float32", "float64"):

@@ -152,7 +152,7 @@ class Trainer:
         self._data()
         self._check_memory(xp)
         with peak_memory(xp) as measured:
-            model = Model(self.network, xp=xp, dtype=c.dtype, seed=c.seed)
+            model = Model(self.network, xp=xp, dtype=c.dtype, seed=c.seed, init_std=c.init_std)
             optimizer = make_optimizer(model, c)
             if resume:
                 progress, metrics = self._restore(model, optimizer)
