@@ -226,24 +226,17 @@ def evaluate(
     output_format: TableOrJson = typer.Option(TableOrJson.table, "--format", "-f"),
 ) -> None:
     """Loss, accuracy, per-class accuracy and the confusion matrix on a dataset split."""
-    from ..training.evaluation import evaluate as run_evaluation
     from ..training.predict import load_run
 
     try:
-        trained = load_run(run, device=device.value)
-        data = trained.dataset(dataset, split=split, data_dir=data_dir)
-        if data.notice:
-            errors.print(data.notice, markup=False)
-        from ..training.trainer import check_input
-
-        check_input(trained.network, data.shape, data.name)
-        result = run_evaluation(trained.model, trained.prepare(data.images), data.labels,
-                                num_classes=len(data.class_names), batch=batch,
-                                class_names=data.class_names)
+        data, result = load_run(run, device=device.value).evaluate(
+            dataset, split=split, data_dir=data_dir, batch=batch)
     except _user_errors() as error:
         raise fail(str(error)) from None
     except ValueError as error:
         raise fail(str(error), EXIT_USAGE) from None
+    if data.notice:
+        errors.print(data.notice, markup=False)
     if output_format is TableOrJson.json:
         typer.echo(json.dumps({"run": str(run), "dataset": data.name, "split": split,
                                **result.to_dict()}, indent=2))

@@ -195,21 +195,15 @@ def confusion(
     Rows: true class, columns: predicted; cells coloured by their share of the true class
     and labelled with counts.  800 x 720 pixels for 10 classes.
     """
-    from ..training.evaluation import evaluate
     from ..training.predict import load_run
-    from ..training.trainer import check_input
     from ..viz.confusion import confusion_figure, confusion_title
 
     out = _out(out, None) if out is not None else None
     with _reported(EXIT_USAGE):
-        trained = load_run(run, device=device.value)
-        data = trained.dataset(dataset, split=split, data_dir=data_dir)
-        if data.notice:
-            errors.print(data.notice, markup=False)
-        check_input(trained.network, data.shape, data.name)
-        result = evaluate(trained.model, trained.prepare(data.images), data.labels,
-                          num_classes=len(data.class_names), batch=batch,
-                          class_names=data.class_names)
+        data, result = load_run(run, device=device.value).evaluate(
+            dataset, split=split, data_dir=data_dir, batch=batch)
+    if data.notice:
+        errors.print(data.notice, markup=False)
     picture = confusion_figure(result.confusion, data.class_names, normalize=normalize,
                                title=confusion_title(data.name, split, result.accuracy,
                                                      result.count))

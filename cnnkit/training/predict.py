@@ -34,6 +34,20 @@ class TrainedRun:
         return load_dataset(name or self.config.dataset, split=split,
                             data_dir=data_dir or self.config.data_dir)
 
+    def evaluate(self, name: str | None = None, split: str = "test", data_dir=None,
+                 batch: int = 256):
+        """``(dataset, Evaluation)`` of the model on a split (default: the trained-on set);
+        the dataset's ``notice`` says when a fallback was used."""
+        from .evaluation import evaluate
+        from .trainer import check_input
+
+        data = self.dataset(name, split=split, data_dir=data_dir)
+        check_input(self.network, data.shape, data.name)
+        result = evaluate(self.model, self.prepare(data.images), data.labels,
+                          num_classes=len(data.class_names), batch=batch,
+                          class_names=data.class_names)
+        return data, result
+
 
 def load_run(path, device: str = "cpu", which: str = "final") -> TrainedRun:
     """The network of a run directory with its ``which`` ("final" or "init") weights."""
