@@ -44,7 +44,7 @@ def measure(network, batch: int, save_weights: bool = False) -> int:
             x = numpy.asarray(x_all[index], dtype=model.dtype)
             logits = model.forward(x, train=True)
             loss, dlogits = softmax_cross_entropy(logits, y_all[index])
-            model.backward(dlogits)
+            model.backward(dlogits, input_grad=False)  # as the trainer does
             optimizer.step()
             del x, logits, loss, dlogits
     del model, optimizer

@@ -93,13 +93,17 @@ def test_training_memory_formula():
 
     # what the engine holds: the input, the conv output (the RELU overwrites it; the FC keeps
     # it) and the logits; at most the RELU's gradient in and out at once (2 * 32); im2col
-    # tiles of 5 images (10 over 2 threads) per thread, sized for the larger of forward and
-    # backward (the input gradient is an im2col of the padded 6x6x2 output gradient): rows
-    # 5*16*(9*2) and padded 5*6*6*2 values
+    # tiles of 5 images (10 over 2 threads) per thread: rows 5*16*9 and padded input 5*6*6*1
+    # values (a layer reading the input batch computes no input gradient in training)
     terms = executor_terms(cnnkit.parse("INPUT 4x4x1 -> CONV3-2 -> RELU -> FC-3"), batch=10,
                            dtype="float64", workers=2)
     assert terms == {"activations": 16 + 32 + 3, "gradients": 2 * 32,
-                     "workspace": 2 * (5 * 16 * 18 + 5 * 6 * 6 * 2) * 8}
+                     "workspace": 2 * (5 * 16 * 9 + 5 * 6 * 6 * 1) * 8}
+    # behind another layer, the tiles are sized for backward too, whose input gradient is an
+    # im2col of the padded 6x6x2 output gradient: rows 5*16*(9*2), padded 5*6*6*2
+    deeper = executor_terms(cnnkit.parse("INPUT 4x4x1 -> RELU -> CONV3-2 -> FC-3"), batch=10,
+                            dtype="float64", workers=2)
+    assert deeper["workspace"] == 2 * (5 * 16 * 18 + 5 * 6 * 6 * 2) * 8
     ours = estimate(input_size=16, params=params, state=0, batch=10, dtype="float64",
                     optimizer="adam", **terms)
     assert ours.gradient_bytes == 10 * 64 * 8 and ours.workspace_bytes == terms["workspace"]

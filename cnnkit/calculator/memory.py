@@ -20,8 +20,9 @@ it:
                   the gradient a layer reads, the ones it writes, those waiting at branch
                   points, and BN's temporary)
     workspace     the im2col tiles: per CPU core, the largest convolution's tile of rows (up
-                  to TILE_BYTES, at least one image; sized for forward and backward) and of
-                  padded input
+                  to TILE_BYTES, at least one image; sized for forward and backward, where a
+                  layer reading the input batch computes no input gradient) and of padded
+                  input
     parameters    as above
 
 The tiling constants below are the engine's (``cnnkit.engine.parallel`` imports them).
@@ -46,6 +47,8 @@ GPU_TILE_BYTES = 256 * 2**20
 # node kinds whose output a following RELU overwrites in place: fresh arrays their own layer
 # does not keep (CONV and FC keep their input, BN its normalized input, RES and CAT nothing)
 OVERWRITABLE = frozenset({"conv", "fc", "bn", "add", "concat"})
+# layers that skip the gradient w.r.t. the input batch when training does not want it
+NO_INPUT_GRAD = frozenset({"conv", "fc"})
 
 
 def cpu_workers() -> int:
@@ -168,23 +171,23 @@ def _kept_values(network, run) -> int:
 
 
 def _gradient_peak(network, run) -> int:
-    """Most gradient values per image alive at one time in the executor's backward pass
-    (with the gradient w.r.t. the input batch, as the trainer asks for it)."""
+    """Most gradient values per image alive at one time in the executor's backward pass,
+    as the trainer runs it: no gradient w.r.t. the input batch from the CONV and FC layers
+    reading it (``NO_INPUT_GRAD``; other layers compute one all the same)."""
     nodes = network.nodes
     sizes: dict[int, int] = {}  # live gradient arrays: id -> values
     ids = itertools.count()
+    live = 0  # sum of sizes
 
     def new(values: int) -> int:
+        nonlocal live
         key = next(ids)
         sizes[key] = values
+        live += values
         return key
 
     pending: dict[int, int] = {run[-1].index: new(run[-1].out.size)}
     peak = 0
-
-    def alive(*also: int) -> int:
-        return sum(sizes[a] for a in set(pending.values()) | set(also))
-
     for node in reversed(run[1:]):
         dy = pending.pop(node.index, None)
         if dy is None:
@@ -194,18 +197,20 @@ def _gradient_peak(network, run) -> int:
                 kind == "dropout" and node.attrs.get("p", 0) == 0):
             produced = [dy] * len(node.inputs)  # the same array, or views of it
         else:
-            produced = [new(nodes[i].out.size) for i in node.inputs]
-        temporary = node.out.size if kind == "bn" else 0
-        peak = max(peak, alive(dy, *produced) + temporary)
-        for i, dx in zip(node.inputs, produced):
+            produced = [new(nodes[i].out.size) for i in node.inputs
+                        if i != 0 or kind not in NO_INPUT_GRAD]
+        peak = max(peak, live + (node.out.size if kind == "bn" else 0))  # BN's temporary
+        done = {dy, *produced}  # freed at the end unless still pending
+        for i, dx in zip(node.inputs, produced):  # (a conv or FC has one input)
             if i in pending:  # summed into a new array while both are alive
-                total = new(nodes[i].out.size)
-                peak = max(peak, alive(dy, *produced, total))
-                pending[i] = total
+                summed, pending[i] = pending[i], new(nodes[i].out.size)
+                peak = max(peak, live)
+                if summed not in done and summed not in pending.values():
+                    live -= sizes.pop(summed)  # the engine lets go of it at once
             else:
                 pending[i] = dx
-        for key in [a for a in sizes if a not in pending.values()]:
-            del sizes[key]  # dy and summed parts are freed
+        for key in done - set(pending.values()):
+            live -= sizes.pop(key)
     return peak
 
 
@@ -221,21 +226,24 @@ def _workspace(network, batch: int, itemsize: int, workers: int, device: str) ->
         a, in_shape, out = node.attrs, nodes[node.inputs[0]].out, node.out
         (kh, kw), (dh, dw) = a["kernel"], a.get("dilation", (1, 1))
         pad = top, bottom, left, right = a.get("pad", (0, 0, 0, 0))
-        per_image = out.h * out.w * kh * kw * in_shape.c * itemsize
-        pads = [_padded_size(node, in_shape) * itemsize if any(pad) else 0]
+        forward = (out.h * out.w * kh * kw * in_shape.c,
+                   _padded_size(node, in_shape) if any(pad) else 0)  # values per image
         # a stride-1 ungrouped convolution's input gradient: im2col of the output gradient
-        # padded by (k - 1) * dilation - pad (see cnnkit.engine.layers.conv)
+        # padded by (k - 1) * dilation - pad (see cnnkit.engine.layers.conv); a layer reading
+        # the input batch computes none, and its backward tiles are its forward's
         back = ((kh - 1) * dh - top, (kh - 1) * dh - bottom, (kw - 1) * dw - left,
                 (kw - 1) * dw - right)
-        if tuple(a["stride"]) == (1, 1) and a.get("groups", 1) == 1 and min(back) >= 0:
-            per_image = max(per_image, in_shape.h * in_shape.w * kh * kw * out.c * itemsize)
-            if any(back):
-                pads.append((out.h + back[0] + back[1]) * (out.w + back[2] + back[3]) * out.c
-                            * itemsize)
-        tile = min(-(-batch // workers), max(1, budget // per_image))  # a tile per thread
-        for k in range(min(workers, -(-batch // tile))):
-            rows, padded = per_thread[k]
-            per_thread[k] = max(rows, tile * per_image), max(padded, tile * max(pads))
+        backward = forward
+        if (node.inputs[0] != 0 and tuple(a["stride"]) == (1, 1) and a.get("groups", 1) == 1
+                and min(back) >= 0):
+            transposed_pad = (out.h + back[0] + back[1]) * (out.w + back[2] + back[3]) * out.c
+            backward = (max(forward[0], in_shape.h * in_shape.w * kh * kw * out.c),
+                        max(forward[1], transposed_pad if any(back) else 0))
+        for rows, padded in (forward, backward):
+            tile = min(-(-batch // workers), max(1, budget // (rows * itemsize)))  # per thread
+            for k in range(min(workers, -(-batch // tile))):
+                per_thread[k] = (max(per_thread[k][0], tile * rows * itemsize),
+                                 max(per_thread[k][1], tile * padded * itemsize))
     return sum(rows + padded for rows, padded in per_thread)
 
 

@@ -53,37 +53,57 @@ class Conv(Layer):
         self.transposed = transposed_window(self.window, self.groups, node, in_shapes[0])
         ho, wo = self.window.out_hw
         h, w = self.window.in_hw
-        # per image, the larger of forward's and backward's im2col rows and padded input, so
-        # that the workspace grows once, in the first forward
-        self.row_values = max(ho * wo * kh * kw * in_shapes[0].c,
-                              h * w * kh * kw * out if self.transposed else 0)
-        self.padded_values = max(
-            [window.padded_hw[0] * window.padded_hw[1] * c
-             for window, c in ((self.window, in_shapes[0].c), (self.transposed, out))
-             if window is not None and any(window.pad)], default=0)
+        # values per image of the im2col rows and the padded input: the forward's, and the
+        # transposed convolution's of the input gradient (not sized for without one)
+        self.forward_values = (ho * wo * kh * kw * in_shapes[0].c,
+                               self._padded_values(self.window, in_shapes[0].c))
+        self.transposed_values = (
+            (h * w * kh * kw * out, self._padded_values(self.transposed, out))
+            if self.transposed else (0, 0))
         self.workspace = Scratch(xp)  # im2col tiles; the Model shares one among its layers
+
+    @staticmethod
+    def _padded_values(window: Window, channels: int) -> int:
+        return window.padded_hw[0] * window.padded_hw[1] * channels if any(window.pad) else 0
 
     def _weights(self):
         """W as (G, K/G, O/G): one matrix per group."""
         w = self.params["W"]
         return w.reshape(-1, self.groups, w.shape[-1] // self.groups).transpose(1, 0, 2)
 
-    def _chunks(self, n: int) -> list[list[slice]]:
-        return parallel.tiled_chunks(n, self.row_values * self.dtype.itemsize, self.xp)
+    def _per_image(self, backward: bool) -> tuple[int, int]:
+        """(rows, padded input) values per image of a forward or backward tile.  A first
+        layer's backward, with no input gradient, takes tiles as large as its forward's: its
+        transposed rows (kh*kw*O per pixel) would shrink them to one image, and a layer with
+        one or three input channels would then spend its time in per-tile overhead."""
+        if backward and self.input_grad:
+            return tuple(map(max, self.forward_values, self.transposed_values))
+        return self.forward_values
+
+    def _chunks(self, n: int, backward: bool = False) -> list[list[slice]]:
+        return parallel.tiled_chunks(n, self._per_image(backward)[0] * self.dtype.itemsize,
+                                     self.xp)
+
+    def _reserve(self, n: int) -> tuple[int, int]:
+        """Bytes of the largest tile of rows and of padded input of either pass, so that the
+        workspace grows once, in the first forward."""
+        sizes = []
+        for backward in (False, True):
+            images = self._chunks(n, backward)[0][0].stop  # the first tile is a largest one
+            sizes.append([images * values for values in self._per_image(backward)])
+        return tuple(max(values) * self.dtype.itemsize for values in zip(*sizes))
 
     def _rows(self, x, tile: slice, worker: int, window: Window | None = None):
         """im2col of the images ``x[tile]`` for ``window`` (the layer's by default):
         (G, t*Ho*Wo, K/G), in the worker's buffer."""
-        window, x_t, itemsize = window or self.window, x[tile], x.dtype.itemsize
+        window, x_t = window or self.window, x[tile]
         t = len(x_t)
         if any(window.pad):
             shape = (t,) + window.padded_hw + x.shape[3:]
-            buffer = self.workspace.view(f"padded{worker}", shape, x.dtype,
-                                         t * self.padded_values * itemsize)
+            buffer = self.workspace.view(f"padded{worker}", shape, x.dtype, self._reserved[1])
             x_t = window.pad_into(x_t, buffer, 0)
         view = window.columns(x_t, self.groups)  # (G, t, Ho, Wo, kh, kw, C/G)
-        rows = self.workspace.view(f"rows{worker}", view.shape, x.dtype,
-                                   t * self.row_values * itemsize)
+        rows = self.workspace.view(f"rows{worker}", view.shape, x.dtype, self._reserved[0])
         rows[...] = view  # the im2col copy
         g, _, ho, wo = view.shape[:4]
         return rows.reshape(g, t * ho * wo, -1)
@@ -94,6 +114,7 @@ class Conv(Layer):
         out = self.params["W"].shape[-1]
         w_g, bias = self._weights(), self.params.get("b")
         y = xp.empty((n,) + self.window.out_hw + (out,), xp.result_type(x, w_g))
+        self._reserved = self._reserve(n)
 
         def work(tiles: list[slice], worker: int) -> None:
             for tile in tiles:
@@ -139,7 +160,7 @@ class Conv(Layer):
                     self._col2im(d_rows, dx[tile])
             return d_w, d_b
 
-        partials = parallel.run(work, self._chunks(len(x)), xp)
+        partials = parallel.run(work, self._chunks(len(x), backward=True), xp)
         d_w, d_b = partials[0]
         for more_w, more_b in partials[1:]:  # in chunk order: deterministic
             d_w += more_w
