@@ -363,3 +363,66 @@ def test_init_std_draws_every_weight_from_one_normal():
     assert all(abs(float(w.std()) - 0.01) < 0.002 for w in weights)
     he = _Model(net, seed=0)
     assert float(he.layers[1].params["W"].std()) > 0.1  # He: sqrt(2/25) = 0.28
+
+
+REUSE_PROBE = """
+import resource, sys, numpy
+import cnnkit
+from cnnkit.engine import Model
+if sys.argv[1] == "model":
+    Model(cnnkit.parse("INPUT 4x4x1 -> FC-2"))  # a NumPy model tunes the heap
+
+def step():  # a training step's pattern: a few arrays of several MiB, freed at its end
+    arrays = [numpy.ones(2**20 + 1000) for _ in range(3)]
+    del arrays
+
+step()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(4):
+    step()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc only")
+def test_a_numpy_model_makes_later_steps_reuse_freed_memory():
+    """After the first step, the same arrays come back from the heap, not as fresh pages
+    from the kernel (each 8 MiB array would be ~2,000 page faults)."""
+    def faults(mode: str) -> int:
+        run = subprocess.run([sys.executable, "-c", REUSE_PROBE, mode], check=True,
+                             capture_output=True, text=True)
+        return int(run.stdout)
+
+    from cnnkit.engine import heap
+    if not heap.keep_freed_blocks():
+        pytest.skip("the C library is not glibc")
+    plain = faults("plain")
+    if plain < 1000:
+        pytest.skip(f"only {plain} page faults without tuning here (huge pages?)")
+    assert faults("model") < plain / 10
+
+
+def test_a_first_conv_without_input_gradient_keeps_its_forward_tiles():
+    """A 5x5 conv of a 1-channel image: its input gradient would need 28*28*25*32 values of
+    im2col per image (larger than a tile), but a layer reading the input batch computes none
+    in training, so its backward works in the forward's many-image tiles, with the same
+    weight gradients."""
+    layer, node = single_layer("conv", Shape(28, 28, 1), out_channels=32, kernel=(5, 5),
+                               pad=(2, 2, 2, 2))
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 28, 28, 1))
+    dy = rng.standard_normal((64, 28, 28, 32))
+    forward_tile = layer._chunks(64)[0][0]
+
+    def grads(input_grad: bool):
+        layer.input_grad = input_grad
+        layer.forward([x], True)
+        dx = layer.backward(dy)[0]
+        return dx, {key: grad.copy() for key, grad in layer.grads.items()}, layer._chunks(64, True)
+
+    dx, with_dx, tiles = grads(True)
+    assert dx is not None and tiles[0][0].stop == 1  # one image per tile
+    dx, without_dx, tiles = grads(False)
+    assert dx is None and tiles[0][0] == forward_tile and forward_tile.stop > 1
+    for key in with_dx:
+        np.testing.assert_allclose(without_dx[key], with_dx[key], rtol=1e-12)

@@ -6,6 +6,7 @@ import numpy
 
 from ..calculator.memory import OVERWRITABLE  # the memory model and the engine agree on it
 from ..graph.network import Network
+from . import heap
 from .backend import to_numpy
 from .init import fill_initial_weights
 from .layers import make_layer, softmax
@@ -22,6 +23,8 @@ class Model:
     def __init__(self, network: Network, xp=numpy, dtype="float32", seed: int = 0,
                  init_std: float | None = None):
         self.network, self.xp, self.dtype = network, xp, numpy.dtype(dtype)
+        if xp is numpy:
+            heap.keep_freed_blocks()  # a step's arrays are reused, not page-faulted in again
         nodes = network.nodes
         self.layers = [
             make_layer(node, [nodes[i].out for i in node.inputs], xp, self.dtype, seed)
