@@ -57,9 +57,10 @@ def axis_size(
             span,
             "use a smaller kernel, more padding, or remove a downsampling layer before it",
         )
+    if numerator % stride == 0:  # the usual case, without Fraction's cost
+        out = numerator // stride + 1
+        return AxisSize(out, after, f"{text} = {out}")
     exact = Fraction(numerator, stride) + 1
-    if exact.denominator == 1:
-        return AxisSize(int(exact), after, f"{text} = {exact}")
     if rounding == "floor":
         out = math.floor(exact)
         dropped = numerator - (out - 1) * stride

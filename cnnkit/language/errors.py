@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Span:
-    """A stretch of source text: 1-based line and column, length in characters."""
+class Span(NamedTuple):
+    """A stretch of source text: 1-based line and column, length in characters.  (A named
+    tuple rather than a dataclass: the lexer makes one per token, and tuples are built
+    several times faster.)"""
 
     line: int
     col: int

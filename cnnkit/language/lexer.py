@@ -7,7 +7,7 @@ continues: the line ends with ``->`` or the next line starts with ``->``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import Span, SpecError
 
@@ -33,8 +33,7 @@ MASTER = re.compile("|".join(f"(?P<{name}>{pattern})" for name, pattern in TOKEN
 OPENERS = {"LBRACK": "RBRACK", "LPAREN": "RPAREN"}
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):
     kind: str
     text: str
     span: Span
@@ -81,7 +80,8 @@ def _join_continued_lines(raw: list[Token]) -> list[Token]:
         if token.kind != "NEWLINE":
             tokens.append(token)
             continue
-        following = next((t for t in raw[i + 1 :] if t.kind != "NEWLINE"), raw[-1])
+        following = next((raw[k] for k in range(i + 1, len(raw)) if raw[k].kind != "NEWLINE"),
+                         raw[-1])
         previous = tokens[-1] if tokens else None
         continues = (
             depth > 0
