@@ -323,18 +323,9 @@ def _notes(network: Network) -> list[str]:
     notes = []
     orders = flat_orders(network)
     for node in network.nodes:
-        a = node.attrs
         if node.kind == "flatten" and orders[node.index] is not None:
             notes.append(f"{node.name}: cnnkit flattens in (h, w, c) order, torch.flatten in "
                          "(c, h, w); the weights of the FC after it are permuted to match")
-        if node.kind == "pool" and a["mode"] == "avg":
-            top, bottom, left, right = a["pad"]
-            if bottom > top or right > left:  # user padding is symmetric: the rest is overhang
-                notes.append(
-                    f"{node.name}: ceil rounding adds {bottom - top} row(s) and "
-                    f"{right - left} column(s) of overhang, which cnnkit counts in the "
-                    "average (divisor kh*kw, as this translation with explicit padding does); "
-                    "nn.AvgPool2d(ceil_mode=True) and Caffe leave the overhang out")
     return notes
 
 

@@ -91,6 +91,21 @@ def _window(core: nn.Module, pad: tuple[int, int, int, int], value: float) -> nn
     return Window(Pad(pad, value), core)
 
 
+def _average_pool(a: dict) -> nn.Module:
+    """Written padding counts in the average as zeros (count_include_pad, AvgPool2d's
+    default); ceil overhang does not, which only ceil_mode=True reproduces, and it needs the
+    padding as AvgPool2d's own (symmetric, at most half the window)."""
+    (top, bottom, left, right), (over_h, over_w) = a["pad"], a.get("overhang", (0, 0))
+    if not (over_h or over_w):
+        return _window(nn.AvgPool2d(a["kernel"], a["stride"]), a["pad"], 0.0)
+    written = (top, bottom - over_h, left, right - over_w)
+    if written[0] != written[1] or written[2] != written[3] or \
+            2 * top > a["kernel"][0] or 2 * left > a["kernel"][1]:
+        raise ValueError(f"no PyTorch pooling averages like this: padding {written} with "
+                         "ceil overhang")
+    return nn.AvgPool2d(a["kernel"], a["stride"], padding=(top, left), ceil_mode=True)
+
+
 def layer_module(node: Node, inputs: list[Shape]) -> nn.Module:
     """The torch module computing one cnnkit node (inputs: its input shapes)."""
     a = node.attrs
@@ -102,8 +117,7 @@ def layer_module(node: Node, inputs: list[Shape]) -> nn.Module:
     if kind == "pool":
         if a["mode"] == "max":
             return _window(nn.MaxPool2d(a["kernel"], a["stride"]), a["pad"], -math.inf)
-        # zero padding counted in the average (count_include_pad), like AvgPool2d's default
-        return _window(nn.AvgPool2d(a["kernel"], a["stride"]), a["pad"], 0.0)
+        return _average_pool(a)
     if kind == "fc":
         return nn.Sequential(Flatten(), nn.Linear(inputs[0].size, a["units"], bias=a["bias"]))
     if kind == "gap":

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from test_engine_support import CONV_CASES, POOL_CASES, Net, single_layer, vgg_like
 
+import cnnkit
 from cnnkit.engine import SGD, Adam, Model, Momentum, select_device, softmax_cross_entropy
 from cnnkit.engine.backend import get_array_module
 from cnnkit.engine.convert import (
@@ -46,14 +47,18 @@ def reference_conv(x, w, b, attrs):
 
 
 def reference_pool(x, attrs, out_hw):
-    """Max (padding = -inf) or mean (divisor kh*kw, padding counted) over each window."""
+    """Max (padding = -inf) or mean (written padding counted as zeros, ceil overhang not)
+    over each window."""
     (kh, kw), (sh, sw) = attrs["kernel"], attrs["stride"]
     xp = padded(x, attrs["pad"], -np.inf if attrs["mode"] == "max" else 0)
-    reduce = np.max if attrs["mode"] == "max" else np.mean
+    over_h, over_w = attrs.get("overhang", (0, 0))
+    counted = xp[:, :xp.shape[1] - over_h, :xp.shape[2] - over_w]
     y = np.zeros((x.shape[0],) + out_hw + (x.shape[3],))
     for r in range(out_hw[0]):
         for s in range(out_hw[1]):
-            y[:, r, s] = reduce(xp[:, r * sh:r * sh + kh, s * sw:s * sw + kw], axis=(1, 2))
+            window = counted[:, r * sh:r * sh + kh, s * sw:s * sw + kw]
+            y[:, r, s] = window.max(axis=(1, 2)) if attrs["mode"] == "max" else \
+                window.mean(axis=(1, 2))
     return y
 
 
@@ -80,6 +85,20 @@ def test_pool_matches_reference(mode, hwc, attrs):
     x = images(2, *hwc)
     expected = reference_pool(x, node.attrs, (node.out.h, node.out.w))
     np.testing.assert_allclose(layer.forward([x], True), expected, rtol=1e-12)
+
+
+def test_average_pool_leaves_the_ceil_overhang_out_as_pytorch_does():
+    """The figures of torch.nn.AvgPool2d(3, 2, ceil_mode=True) on 0..35 in a 6x6 image:
+    the last row and column of windows average 6 pixels, not 9."""
+    network = cnnkit.parse("INPUT 6x6x1 -> AVGPOOL3(stride=2, round=ceil)")
+    assert network.nodes[1].attrs["overhang"] == (1, 1)
+    model = Model(network, dtype="float64")
+    y = model.forward(np.arange(36.0).reshape(1, 6, 6, 1))[0, :, :, 0]
+    np.testing.assert_allclose(y, [[7, 9, 10.5], [19, 21, 22.5], [28, 30, 31.5]], rtol=1e-15)
+    # written padding counts as zeros: AvgPool2d(2, 2, padding=1, ceil_mode=True) on ones
+    model = Model(cnnkit.parse("INPUT 5x5x1 -> AVGPOOL2(pad=1, round=ceil)"), dtype="float64")
+    y = model.forward(np.ones((1, 5, 5, 1)))[0, :, :, 0]
+    np.testing.assert_allclose(y, [[0.25, 0.5, 0.5], [0.5, 1, 1], [0.5, 1, 1]], rtol=1e-15)
 
 
 @pytest.mark.parametrize("attrs, firsts", [

@@ -40,7 +40,7 @@ POOL_CASES = [
     ((4, 4, 3), dict(kernel=(2, 2), stride=(2, 2))),
     ((5, 5, 2), dict(kernel=(2, 2), stride=(2, 2))),
     ((5, 5, 2), dict(kernel=(3, 3), stride=(2, 2), pad=(1, 1, 1, 1))),
-    ((6, 6, 2), dict(kernel=(3, 3), stride=(2, 2), pad=(0, 1, 0, 1))),
+    ((6, 6, 2), dict(kernel=(3, 3), stride=(2, 2), pad=(0, 1, 0, 1), overhang=(1, 1))),
     ((4, 5, 2), dict(kernel=(3, 2), stride=(1, 1), pad=(1, 1, 0, 1))),
 ]
 

@@ -62,6 +62,9 @@ HAND_WRITTEN = {
         -> CONV3-10 -> LRN(3, alpha=0.01, beta=0.6, k=1) -> AVGPOOL3(stride=2, round=ceil)
         -> FC-4
     """,
+    "avg_pool_overhang": """
+        INPUT 6x6x2 -> AVGPOOL3(stride=2, pad=1, round=ceil) -> CONV1-3 -> RELU -> FC-3
+    """,
     "flatten_bn_cat": """
         INPUT 6x5x3
         -> CONV3-4 -> RELU -> FLATTEN -> BN -> DROPOUT(0.3)

@@ -120,8 +120,10 @@ def _window(
     shape: Shape, opts: Options, layer: str, span: Span, rounding: str, *,
     kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int],
     pad_default: tuple[int, int],
-) -> tuple[tuple[int, int, int, int], int, int, list[str]]:
-    """Padding and output size of a sliding window (CONV and POOL share this)."""
+) -> tuple[tuple[int, int, int, int], int, int, list[str], tuple[int, int]]:
+    """Padding, output size, explanation and ceil overhang (rows, columns) of a sliding
+    window (CONV and POOL share this).  The padding's bottom and right include the overhang,
+    the padding ceil rounding adds for a last window that runs past the padded input."""
     eff = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
     pad_arg = opts.raw("pad")
     if pad_arg is None:
@@ -144,7 +146,8 @@ def _window(
     explain = [f"size {h.formula}"] if same else [f"height {h.formula}", f"width {w.formula}"]
     if eff != kernel:
         explain.append(f"effective kernel {dilation[0]}*({kernel[0]}-1)+1 = {eff[0]}")
-    return (top, h.pad_after, left, w.pad_after), h.out, w.out, explain
+    overhang = (h.pad_after - bottom, w.pad_after - right)
+    return (top, h.pad_after, left, w.pad_after), h.out, w.out, explain, overhang
 
 
 CONV_OPTIONS = {"stride": "S or SxT", "pad": "P, same or valid", "dilation": "D",
@@ -170,7 +173,7 @@ def conv(shape, opts: Options, match, span, rounding) -> Built:
             span, f"depthwise convolution is groups={shape.c} with a multiple of {shape.c} filters",
         )
     eff = (dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1)
-    pad, oh, ow, explain = _window(
+    pad, oh, ow, explain, _ = _window(
         shape, opts, layer, span, rounding, kernel=(kh, kw), stride=stride, dilation=dilation,
         pad_default=((eff[0] - 1) // 2, (eff[1] - 1) // 2),
     )
@@ -185,13 +188,17 @@ def pool(shape, opts: Options, match, span, rounding) -> Built:
     kh = int(match.group(2))
     kw = int(match.group(3) or kh)
     stride = opts.pair("stride", (kh, kw))
-    pad, oh, ow, explain = _window(
+    pad, oh, ow, explain, overhang = _window(
         shape, opts, opts.layer, span, rounding, kernel=(kh, kw), stride=stride,
         dilation=(1, 1), pad_default=(0, 0),
     )
     if max(pad[0], pad[1]) >= kh or max(pad[2], pad[3]) >= kw:
         raise SpecError(f"{opts.layer}: padding must be smaller than the window", span)
     attrs = dict(mode=mode, kernel=(kh, kw), stride=stride, dilation=(1, 1), pad=pad)
+    if mode == "avg" and any(overhang):  # left out of the averages' divisors
+        attrs["overhang"] = overhang
+        explain.append(f"the average leaves out the {overhang[0]} row(s) and {overhang[1]} "
+                       "column(s) of ceil overhang, as PyTorch and Caffe do")
     return Built("pool", attrs, Shape(oh, ow, shape.c), tuple(explain))
 
 

@@ -38,7 +38,9 @@ class Shape:
 #   conv:  kernel=(kh, kw), stride=(sh, sw), dilation=(dh, dw), pad=(top, bottom, left, right),
 #          groups, out_channels, bias (bool).  Padding on bottom/right includes the overhang of
 #          ceil rounding; rows that floor rounding drops are simply never read.
-#   pool:  mode ('max' | 'avg'), kernel, stride, pad (as conv), dilation=(1, 1)
+#   pool:  mode ('max' | 'avg'), kernel, stride, pad (as conv), dilation=(1, 1); an average
+#          pool with ceil overhang also has overhang=(rows, cols), the part of the bottom and
+#          right padding that its divisors leave out (written padding counts, as zeros)
 #   gap:   -          fc: units, bias       flatten: -        id: -
 #   relu / tanh / sigmoid / softmax: -      lrelu: alpha      dropout: p
 #   bn:    eps, momentum                    lrn: size, alpha, beta, k

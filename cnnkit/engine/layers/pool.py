@@ -94,12 +94,28 @@ class MaxPool(Layer):
 
 
 class AvgPool(Layer):
-    """Mean over each window, padding included: the divisor is always kh*kw."""
+    """Mean over each window, written padding counted as zeros (PyTorch's and Caffe's
+    count_include_pad): the divisor is kh*kw, except where a window reaches into the
+    overhang of ceil rounding, which is left out (``divisors``)."""
 
     def __init__(self, node, in_shapes, xp, dtype, seed=0):
         super().__init__(node, in_shapes, xp, dtype, seed)
         self.window = Window(node.attrs, node.name, in_shapes[0], node.out)
         self.scratch = Scratch(xp)
+        self.scale = self._scale(node.attrs.get("overhang", (0, 0)))
+
+    def _scale(self, overhang: tuple[int, int]):
+        """1/divisor: a number, or (Ho, Wo, 1) when some windows reach into the overhang."""
+        window = self.window
+        if not any(overhang):
+            return 1.0 / len(window.offsets)
+        counts = []
+        for axis in (0, 1):  # taps of each window that fall before the overhang
+            k, stride, out = window.kernel[axis], window.stride[axis], window.out_hw[axis]
+            end = window.padded_hw[axis] - overhang[axis]
+            counts.append(numpy.clip(end - stride * numpy.arange(out), 0, k))
+        divisors = numpy.outer(*counts)[:, :, None]
+        return self.xp.asarray(1.0 / divisors, dtype=self.dtype)
 
     def forward(self, xs, train):
         window = self.window
@@ -109,12 +125,12 @@ class AvgPool(Layer):
         y = window.at(padded, *offsets[0]).copy()
         for i, j in offsets[1:]:
             y += window.at(padded, i, j)
-        y *= 1.0 / len(offsets)
+        y *= self.scale
         return y
 
     def backward(self, dy):
         window = self.window
-        share = dy * (1.0 / len(window.offsets))
+        share = dy * self.scale
         d_padded = self.xp.zeros(self._padded_shape, dy.dtype)
         for i, j in window.offsets:
             window.at(d_padded, i, j)[...] += share
