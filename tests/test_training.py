@@ -268,3 +268,16 @@ def test_init_std_is_validated_and_saved_with_the_run(tmp_path):
     assert run.read_config().init_std == 0.01
     w = load_arrays(run.weights_init)["1:CONV5-4/W"]
     assert abs(float(w.std()) - 0.01) < 0.003
+
+
+def test_a_lone_last_image_joins_the_step_before(tmp_path):
+    """240 training images in batches of 239 would leave a batch of one image, on which the
+    per-neuron BN cannot train (the engine refuses it, as PyTorch does): it joins the first."""
+    seen = []
+    text = "INPUT 28x28x1 -> FC-8 -> BN -> RELU -> FC-10"
+    train(tmp_path, text=text, batch=239, epochs=1, limit=240, val_split=0.0,
+          on_event=lambda kind, data: seen.append(data) if kind == "step" else None)
+    assert [(s["step"], s["steps"]) for s in seen] == [(1, 1)]
+    model = Model(cnnkit.parse(text))
+    with pytest.raises(ValueError, match="more than one value per channel"):
+        model.forward(np.zeros((1, 28, 28, 1), np.float32), train=True)

@@ -170,12 +170,21 @@ class Trainer:
         self.emit("end", {"metrics": metrics, "run": str(self.run.path)})
         return metrics
 
+    def _batch(self, order, step: int, steps: int):
+        """The images of ``step``: ``batch`` of them, and all that are left at the last
+        step.  That one has a single image more rather than a lone image of its own, whose
+        batch-norm statistics would be the image itself (a variance of 0)."""
+        batch = self.config.batch
+        return order[step * batch:(step + 1) * batch if step + 1 < steps else len(order)]
+
     def _epochs(self, model, optimizer, progress: Progress, metrics: list,
                 measure_steps: int | None = None) -> bool:
         """Runs the remaining epochs (or only ``measure_steps`` steps); True if work is left."""
         c, xp = self.config, model.xp
         n = len(self.y_train)
         steps_per_epoch = math.ceil(n / c.batch)
+        if n % c.batch == 1 and steps_per_epoch > 1:
+            steps_per_epoch -= 1  # a lone last image joins the step before (see _batch)
         lr_at = schedule(c)
         taken = 0
         while progress.epoch < c.epochs:
@@ -189,7 +198,7 @@ class Trainer:
                     if measure_steps is not None and taken == measure_steps:
                         progress.seconds += time.perf_counter() - started
                         return True
-                    index = order[progress.step * c.batch:(progress.step + 1) * c.batch]
+                    index = self._batch(order, progress.step, steps_per_epoch)
                     loss, correct = self._step(model, optimizer, xp, index, progress)
                     progress.step += 1
                     progress.loss_sum += loss * len(index)

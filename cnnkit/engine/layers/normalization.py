@@ -31,6 +31,11 @@ class BatchNorm(Layer):
         x = xs[0]
         rows = x.reshape(-1, x.shape[-1])
         if train:
+            if len(rows) == 1:
+                raise ValueError(
+                    f"{self.node.name}: batch normalization in training needs more than one "
+                    "value per channel; a batch of one image of a flat or 1x1 input has "
+                    "one (its variance would be 0, as PyTorch also refuses)")
             mean = rows.mean(axis=0)
             centred = rows - mean
             var = (centred * centred).mean(axis=0)
@@ -38,7 +43,7 @@ class BatchNorm(Layer):
             self.state["running_mean"] *= 1 - m
             self.state["running_mean"] += m * mean
             self.state["running_var"] *= 1 - m
-            self.state["running_var"] += (m * n / max(n - 1, 1)) * var
+            self.state["running_var"] += (m * n / (n - 1)) * var
         else:
             centred = rows - self.state["running_mean"]
             var = self.state["running_var"]
