@@ -360,6 +360,18 @@ def test_fetch_verifies_checksum(tmp_path, algorithm):
     assert os.listdir(dest_dir) == [source.name]
 
 
+def test_download_reports_its_progress(tmp_path):
+    source = tmp_path / "src" / "big.bin"
+    source.parent.mkdir()
+    source.write_bytes(bytes(range(256)) * 10_000)  # 2.56 MB: three pieces of up to 1 MiB
+    heard = []
+    sources.download([file_remote(source)], tmp_path / "dest",
+                     on_progress=lambda *args: heard.append(args))
+    size = source.stat().st_size
+    assert heard[0] == ("big.bin", 0, size) and heard[-1] == ("big.bin", size, size)
+    assert [done for _, done, _ in heard] == [0, 2**20, 2**21, size]
+
+
 def test_checksum_mismatch_deletes_download(tmp_path):
     source = tmp_path / "served" / "t10k-images-idx3-ubyte.gz"
     source.parent.mkdir()
@@ -374,6 +386,8 @@ def test_checksum_mismatch_deletes_download(tmp_path):
 
 def test_broken_transfer_deletes_partial_file(tmp_path, monkeypatch):
     class Dropping(io.BytesIO):
+        headers = {"Content-Length": "5000"}
+
         def read(self, size=-1):
             if self.tell():
                 raise ConnectionResetError("connection reset by peer")
@@ -412,6 +426,31 @@ def test_download_lands_in_cache_and_is_reused(tmp_path, monkeypatch):
     offline(monkeypatch)
     again = load_dataset("fashion-mnist", "test")
     assert "cnnkit cache" in again.source and str(cache) in again.source
+
+
+def test_training_reports_the_download(tmp_path, monkeypatch):
+    """JSON lines carry each file's start and end; piped output names each file."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cnnkit.cli import app
+
+    serve_idx(tmp_path, monkeypatch, "fashion-mnist")
+    spec = tmp_path / "tiny.txt"
+    spec.write_text("INPUT 28x28x1 -> FC-10")
+    result = CliRunner().invoke(app, [
+        "train", str(spec), "--dataset", "fashion-mnist", "--epochs", "1", "--batch", "3",
+        "--val-split", "0", "--output", "jsonl", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    downloads = [(e["file"], e["bytes"] > 0) for e in events if e["event"] == "download"]
+    assert downloads == [(name, done) for name in ("train-images-idx3-ubyte.gz",
+                                                   "train-labels-idx1-ubyte.gz")
+                         for done in (False, True)]
+    result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert "downloading t10k-images-idx3-ubyte.gz" in result.stderr
 
 
 def test_bad_download_is_an_error_not_a_fallback(tmp_path, monkeypatch):

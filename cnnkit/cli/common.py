@@ -53,6 +53,44 @@ def reported_errors():
         raise fail(f"cannot read the spec: {error}", EXIT_USAGE) from None
 
 
+class DownloadBar:
+    """``on_progress`` for dataset downloads: a transfer bar per file on a terminal, one
+    line per file on the error stream otherwise.  ``close`` takes the bars away."""
+
+    def __init__(self):
+        self.progress = None
+        self.tasks: dict[str, object] = {}
+
+    def __call__(self, filename: str, done: int, total: int | None) -> None:
+        if not console.is_terminal:
+            if done == 0:
+                size = f" ({total / 1e6:,.0f} MB)" if total else ""
+                errors.print(f"downloading {filename}{size}", markup=False)
+            return
+        if self.progress is None:
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            self.progress = Progress(
+                TextColumn("downloading {task.description}"), BarColumn(), DownloadColumn(),
+                TransferSpeedColumn(), TimeRemainingColumn(), console=console, transient=True)
+            self.progress.start()
+        if filename not in self.tasks:
+            self.tasks[filename] = self.progress.add_task(filename, total=total)
+        self.progress.update(self.tasks[filename], completed=done)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+        self.progress, self.tasks = None, {}
+
+
 def read_spec(path: str) -> tuple[str, str]:
     """The spec text and a display name; ``-`` reads standard input."""
     if path == "-":

@@ -17,6 +17,7 @@ from ..training.config import SCHEDULES
 from .common import (
     EXIT_USAGE,
     Device,
+    DownloadBar,
     Optimizer,
     app,
     choices,
@@ -68,11 +69,15 @@ class RichReporter:
         )
         self.task = None
         self.header_shown = False
+        self.downloads = DownloadBar()
 
     def __call__(self, kind: str, data: dict) -> None:
-        if kind == "notice":
+        if kind == "download":
+            self.downloads(data["file"], data["bytes"], data["total"])
+        elif kind == "notice":
             console.print(Text(data["message"], style="yellow"))
         elif kind == "data":
+            self.downloads.close()
             console.print(Text(f"data: {data['dataset']} from {data['source']}: "
                                f"{data['train']:,} training / {data['val']:,} validation images"))
         elif kind == "memory" and "measured_peak_bytes" in data:
@@ -101,6 +106,7 @@ class RichReporter:
             self.stop()
 
     def stop(self):
+        self.downloads.close()
         if self.task is not None:  # a bar is live only on a terminal, after epoch_start
             self.progress.remove_task(self.task)
             self.task = None
@@ -120,8 +126,10 @@ def _interrupt(signum, frame):
 
 
 def jsonl_reporter(kind: str, data: dict) -> None:
-    if kind != "step":
-        typer.echo(json.dumps({"event": kind, **data}))
+    """Every event but the steps, and of a download its start and end."""
+    if kind == "step" or kind == "download" and data["bytes"] not in (0, data["total"]):
+        return
+    typer.echo(json.dumps({"event": kind, **data}))
 
 
 @app.command()
@@ -228,13 +236,16 @@ def evaluate(
     """Loss, accuracy, per-class accuracy and the confusion matrix on a dataset split."""
     from ..training.predict import load_run
 
+    downloads = DownloadBar()
     try:
         data, result = load_run(run, device=device.value).evaluate(
-            dataset, split=split, data_dir=data_dir, batch=batch)
+            dataset, split=split, data_dir=data_dir, batch=batch, on_progress=downloads)
     except _user_errors() as error:
         raise fail(str(error)) from None
     except ValueError as error:
         raise fail(str(error), EXIT_USAGE) from None
+    finally:
+        downloads.close()
     if data.notice:
         errors.print(data.notice, markup=False)
     if output_format is TableOrJson.json:

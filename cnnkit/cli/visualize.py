@@ -12,7 +12,17 @@ from pathlib import Path
 
 import typer
 
-from .common import EXIT_USAGE, Device, app, console, errors, fail, read_spec, reported_errors
+from .common import (
+    EXIT_USAGE,
+    Device,
+    DownloadBar,
+    app,
+    console,
+    errors,
+    fail,
+    read_spec,
+    reported_errors,
+)
 
 visualize_app = typer.Typer(
     name="visualize",
@@ -149,9 +159,14 @@ def activations(
     from ..training.predict import load_run
     from ..viz.activations import activation_picture, load_input
 
+    downloads = DownloadBar()
     with _reported(EXIT_USAGE):
         trained = load_run(run, device=device.value)
-        pixels, caption = load_input(trained, image, index, dataset, split, data_dir, invert)
+        try:
+            pixels, caption = load_input(trained, image, index, dataset, split, data_dir,
+                                         invert, on_progress=downloads)
+        finally:
+            downloads.close()
         picture, _ = activation_picture(trained, pixels, caption, max_maps=max_maps)
     _finish(picture, target, show)
 
@@ -199,9 +214,13 @@ def confusion(
     from ..viz.confusion import confusion_figure, confusion_title
 
     out = _out(out, None) if out is not None else None
+    downloads = DownloadBar()
     with _reported(EXIT_USAGE):
-        data, result = load_run(run, device=device.value).evaluate(
-            dataset, split=split, data_dir=data_dir, batch=batch)
+        try:
+            data, result = load_run(run, device=device.value).evaluate(
+                dataset, split=split, data_dir=data_dir, batch=batch, on_progress=downloads)
+        finally:
+            downloads.close()
     if data.notice:
         errors.print(data.notice, markup=False)
     picture = confusion_figure(result.confusion, data.class_names, normalize=normalize,

@@ -28,11 +28,13 @@ def load_dataset(
     split: str = "train",
     data_dir: str | os.PathLike | None = None,
     download: bool = True,
+    on_progress: sources.Progress | None = None,
 ) -> Dataset:
     """Load one split ("train" or "test") of a dataset named in DATASETS.
 
     Looks in ``data_dir``, then the cache, then a system-installed copy; downloads into the
-    cache (checksum-verified) only when none of them has the files and ``download`` is true.
+    cache (checksum-verified) only when none of them has the files and ``download`` is true,
+    telling ``on_progress(filename, bytes, total)`` how it goes.
     Raises DataError for unknown names, corrupt files and datasets that cannot be had.
     """
     key = canonical_name(name)
@@ -56,7 +58,7 @@ def load_dataset(
         cache = sources.cache_dir(key)
         remotes = info.downloads[split]
         try:
-            sources.download(remotes, cache)
+            sources.download(remotes, cache, on_progress)
         except DownloadError as e:
             reason = f"the download failed: {e}"
         else:

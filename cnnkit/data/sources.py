@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from http.client import HTTPException
 from pathlib import Path
 from urllib.error import HTTPError, URLError
@@ -27,6 +27,9 @@ SYSTEM_PACKAGES = {"fashion-mnist": "dataset-fashion-mnist"}
 # Seconds a mirror may stay silent before it counts as unreachable: offline, fail fast.
 DOWNLOAD_TIMEOUT = 15.0
 _CHUNK = 1 << 20
+
+# on_progress(filename, bytes so far, total bytes or None when the server does not say)
+Progress = Callable[[str, int, "int | None"], None]
 
 
 def cache_root() -> Path:
@@ -58,18 +61,19 @@ def search_folders(name: str, data_dir: str | os.PathLike | None) -> list[tuple[
     return folders
 
 
-def download(remotes: Sequence[Remote], folder: Path) -> None:
+def download(remotes: Sequence[Remote], folder: Path, on_progress: Progress | None = None) -> None:
     """Fetch every file into ``folder``; stops at the first failure."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DataError(f"{folder}: cannot create the dataset folder: {e.strerror or e}") from e
     for remote in remotes:
-        fetch(remote, folder / remote.filename)
+        fetch(remote, folder / remote.filename, on_progress)
 
 
-def fetch(remote: Remote, dest: Path) -> None:
-    """Download one file to ``dest``, verified against its checksum before it appears there."""
+def fetch(remote: Remote, dest: Path, on_progress: Progress | None = None) -> None:
+    """Download one file to ``dest``, verified against its checksum before it appears there;
+    ``on_progress`` hears of every MiB (and of the start, with 0 bytes)."""
     try:
         fd, part_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     except OSError as e:
@@ -77,10 +81,14 @@ def fetch(remote: Remote, dest: Path) -> None:
     part = Path(part_name)
     try:
         digest = hashlib.new(remote.algorithm)
+        done = 0
         with os.fdopen(fd, "wb") as out:
-            for chunk in _chunks(remote.url):
+            for chunk, total in _chunks(remote.url):
                 digest.update(chunk)
                 out.write(chunk)
+                done += len(chunk)
+                if on_progress is not None:
+                    on_progress(remote.filename, done, total)
         if digest.hexdigest() != remote.digest.lower():
             raise DataError(
                 f"{remote.url}: checksum mismatch: {remote.algorithm} {digest.hexdigest()}, "
@@ -92,12 +100,16 @@ def fetch(remote: Remote, dest: Path) -> None:
         raise
 
 
-def _chunks(url: str) -> Iterator[bytes]:
-    """The response body in pieces; any network failure becomes a DownloadError."""
+def _chunks(url: str) -> Iterator[tuple[bytes, int | None]]:
+    """The response body in pieces, each with the announced total size (an empty piece
+    first); any network failure becomes a DownloadError."""
     try:
         with urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
+            length = response.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+            yield b"", total
             while chunk := response.read(_CHUNK):
-                yield chunk
+                yield chunk, total
     except (OSError, HTTPException) as e:  # URLError, HTTPError and timeouts are OSErrors
         reason = e.reason if isinstance(e, URLError) and not isinstance(e, HTTPError) else e
         raise DownloadError(f"could not download {url}: {reason}") from e

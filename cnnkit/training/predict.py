@@ -30,18 +30,20 @@ class TrainedRun:
         mean, std = self.normalization or (None, None)
         return to_float(images_uint8, mean, std)
 
-    def dataset(self, name: str | None, split: str = "test", data_dir=None):
+    def dataset(self, name: str | None, split: str = "test", data_dir=None, on_progress=None):
+        """A split of ``name`` (default: the trained-on set); see ``load_dataset``."""
         return load_dataset(name or self.config.dataset, split=split,
-                            data_dir=data_dir or self.config.data_dir)
+                            data_dir=data_dir or self.config.data_dir, on_progress=on_progress)
 
     def evaluate(self, name: str | None = None, split: str = "test", data_dir=None,
-                 batch: int = 256):
+                 batch: int = 256, on_progress=None):
         """``(dataset, Evaluation)`` of the model on a split (default: the trained-on set);
-        the dataset's ``notice`` says when a fallback was used."""
+        the dataset's ``notice`` says when a fallback was used.  ``on_progress`` follows a
+        download, as in ``load_dataset``."""
         from .evaluation import evaluate
         from .trainer import check_input
 
-        data = self.dataset(name, split=split, data_dir=data_dir)
+        data = self.dataset(name, split=split, data_dir=data_dir, on_progress=on_progress)
         check_input(self.network, data.shape, data.name)
         result = evaluate(self.model, self.prepare(data.images), data.labels,
                           num_classes=len(data.class_names), batch=batch,

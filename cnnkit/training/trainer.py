@@ -72,7 +72,9 @@ class Trainer:
     # -- setup -----------------------------------------------------------------------------
     def _data(self):
         c = self.config
-        train = load_dataset(c.dataset, split="train", data_dir=c.data_dir)
+        train = load_dataset(c.dataset, split="train", data_dir=c.data_dir,
+                             on_progress=lambda name, done, total: self.emit(
+                                 "download", {"file": name, "bytes": done, "total": total}))
         if train.notice:
             self.emit("notice", {"message": train.notice})
         check_input(self.network, train.shape, train.name)

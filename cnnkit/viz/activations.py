@@ -107,8 +107,9 @@ def compose(panel_list: list[Panel], margin: int = 8, gap: int = 12):
 
 
 def load_input(trained, image_path=None, index: int | None = None, dataset: str | None = None,
-               split: str = "test", data_dir=None, invert: bool = False):
-    """(uint8 (h, w, c) image, caption) from an image file or a dataset's ``index``-th image."""
+               split: str = "test", data_dir=None, invert: bool = False, on_progress=None):
+    """(uint8 (h, w, c) image, caption) from an image file or a dataset's ``index``-th image
+    (``on_progress`` follows a download of the dataset)."""
     shape = trained.network.input_shape
     if shape.flat:
         raise VizError("the network's input is a vector, not an image")
@@ -117,7 +118,7 @@ def load_input(trained, image_path=None, index: int | None = None, dataset: str 
 
         image = read_image(image_path, (shape.h, shape.w, shape.c), invert=invert)
         return image, str(image_path)
-    data = trained.dataset(dataset, split=split, data_dir=data_dir)
+    data = trained.dataset(dataset, split=split, data_dir=data_dir, on_progress=on_progress)
     if not 0 <= index < len(data):
         raise VizError(f"there is no image {index} in {data.name} {split}: it has "
                        f"{len(data):,} (0 to {len(data) - 1})")
