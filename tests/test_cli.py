@@ -1,6 +1,8 @@
 """The command line: output formats, exit codes, and no traceback whatever the input."""
 
 import json
+import subprocess
+import sys
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -121,3 +123,13 @@ def test_messages_keep_square_brackets(tmp_path):
     missing = str(tmp_path / "net[gpu].txt")
     result = run("check", missing)
     assert result.exit_code == 2 and "net[gpu].txt" in result.stderr
+
+
+def test_summarize_loads_no_heavy_module():
+    """Start-up is most of a summary's time: no NumPy, plotting, imaging or pydantic (which
+    typer 0.29 would import at every command)."""
+    run = subprocess.run([sys.executable, "-X", "importtime", "-m", "cnnkit", "summarize",
+                          "specs/lenet5.txt"], capture_output=True, text=True, check=True)
+    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0]
+                for line in run.stderr.splitlines() if line.startswith("import time:")}
+    assert not imported & {"numpy", "matplotlib", "PIL", "pydantic", "cupy"}
