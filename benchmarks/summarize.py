@@ -3,9 +3,11 @@
     PYTHONPATH=. python3 -m benchmarks.summarize
     PYTHONPATH=. python3 -m benchmarks.summarize specs/vgg16.txt --repeats 20
 
-In process: cnnkit parses the spec text and computes its summary; torchinfo summarizes the
-same network built in PyTorch by ``benchmarks/torch_model.py`` (model construction timed
-apart), with a batch-1 forward pass, as torchinfo always does.  As commands: the wall time
+In process, like for like: cnnkit's summary of a parsed network against torchinfo's of the
+same network built in PyTorch by ``benchmarks/torch_model.py`` (with a batch-1 forward
+pass, as torchinfo always does), and from the spec text: cnnkit's parse + summary against
+the model's construction + torchinfo's summary.  The strictest mix, cnnkit's parse +
+summary against torchinfo's summary alone, is printed too.  As commands: the wall time
 of ``cnnkit summarize SPEC`` in a fresh interpreter (start-up and imports included; the
 console script when it is on PATH or beside this Python, else ``python -m cnnkit``) and of a
 fresh interpreter that imports torch and torchinfo, builds the model and summarizes it.
@@ -97,6 +99,7 @@ def main(argv: list[str] | None = None) -> None:
         ours = median_seconds(lambda t=text, n=name: cnnkit.parse(t, filename=n).summary(),
                               args.repeats)
         network = cnnkit.parse(text, filename=name)
+        summary = median_seconds(lambda net=network: net.summary(), args.repeats)
         build = median_seconds(lambda net=network: torch_model.build(net), max(3, args.repeats // 2))
         model = torch_model.build(network)
         shape = network.input_shape
@@ -107,9 +110,11 @@ def main(argv: list[str] | None = None) -> None:
         theirs_wall, theirs_cpu = command_seconds(
             [sys.executable, "-c", TORCHINFO_SCRIPT, str(path)], max(3, args.repeats // 2), env)
         print(f"\n{path.stem}  ({len(network.nodes)} nodes; load {common.load_average()})")
-        print(f"  in process: cnnkit parse + summary {1000 * ours:8.2f} ms   torchinfo.summary "
-              f"{1000 * theirs:8.1f} ms (+ {1000 * build:.1f} ms to build the model)   "
-              f"{theirs / ours:6.0f}x faster ({(theirs + build) / ours:.0f}x with the build)")
+        print(f"  in process: summary {1000 * summary:.2f} ms against torchinfo.summary "
+              f"{1000 * theirs:.1f} ms: {theirs / summary:.0f}x faster; parse + summary "
+              f"{1000 * ours:.2f} ms against model build + torchinfo.summary "
+              f"{1000 * (build + theirs):.1f} ms: {(theirs + build) / ours:.0f}x "
+              f"(against torchinfo.summary alone: {theirs / ours:.0f}x)")
         print(f"  command:    cnnkit summarize {ours_wall:6.2f} s wall ({ours_cpu:.2f} s CPU)   "
               f"python + torchinfo {theirs_wall:6.2f} s wall ({theirs_cpu:.2f} s CPU)   "
               f"{theirs_wall / ours_wall:.1f}x faster")

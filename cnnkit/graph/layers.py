@@ -242,16 +242,20 @@ class LayerType:
     options: dict[str, str]
     positional: str | None = None
     example: str = ""
+    stems: tuple[str, ...] = ()  # the keywords' letters, e.g. ("CONV",)
 
 
-def _type(regex, rule, options=None, positional=None, example=""):
-    return LayerType(re.compile(regex, re.IGNORECASE), rule, options or {}, positional, example)
+def _type(regex, rule, options=None, positional=None, example="", stems=None):
+    return LayerType(re.compile(regex, re.IGNORECASE), rule, options or {}, positional, example,
+                     stems or (regex,))
 
 
 LAYER_TYPES = [
-    _type(r"CONV(\d+)(?:x(\d+))?-(\d+)", conv, CONV_OPTIONS, example="CONV3-64"),
-    _type(r"(MAXPOOL|AVGPOOL|POOL)(\d+)(?:x(\d+))?", pool, POOL_OPTIONS, example="POOL2"),
-    _type(r"FC-?(\d+)", fc, {"bias": "true/false"}, example="FC-10"),
+    _type(r"CONV(\d+)(?:x(\d+))?-(\d+)", conv, CONV_OPTIONS, example="CONV3-64",
+          stems=("CONV",)),
+    _type(r"(MAXPOOL|AVGPOOL|POOL)(\d+)(?:x(\d+))?", pool, POOL_OPTIONS, example="POOL2",
+          stems=("MAXPOOL", "AVGPOOL", "POOL")),
+    _type(r"FC-?(\d+)", fc, {"bias": "true/false"}, example="FC-10", stems=("FC",)),
     _type(r"GAP", gap, example="GAP"),
     _type(r"FLATTEN", flatten, example="FLATTEN"),
     _type(r"ID", same_shape("id"), example="ID"),
@@ -271,15 +275,19 @@ LAYER_TYPES = [
           "LRN(5)"),
 ]
 KEYWORD_EXAMPLES = [t.example for t in LAYER_TYPES] + ["INPUT", "RES[", "CAT["]
+# the layer type of each keyword, by its letters before any digit or dash ("CONV3-64": CONV)
+STEM = re.compile(r"[A-Za-z_]+")
+BY_STEM = {stem: t for t in LAYER_TYPES for stem in t.stems}
 
 
 def build_layer(call: Call, shape: Shape, rounding: str) -> Built:
-    for layer_type in LAYER_TYPES:
-        match = layer_type.pattern.fullmatch(call.word)
-        if match:
-            opts = Options(call, call.word.upper(), layer_type.options, layer_type.positional)
-            return layer_type.rule(shape, opts, match, call.span, rounding)
-    raise unknown_word(call, ())
+    stem = STEM.match(call.word)
+    layer_type = BY_STEM.get(stem.group().upper()) if stem else None
+    match = layer_type.pattern.fullmatch(call.word) if layer_type else None
+    if match is None:
+        raise unknown_word(call, ())
+    opts = Options(call, call.word.upper(), layer_type.options, layer_type.positional)
+    return layer_type.rule(shape, opts, match, call.span, rounding)
 
 
 def unknown_word(call: Call, block_names) -> SpecError:

@@ -28,6 +28,7 @@ TOKEN_PATTERNS = [
     ("EQUALS", r"="),
     ("PIPE", r"\|"),
     ("AT", r"@"),
+    ("UNEXPECTED", r"."),  # anything else: an error, reported where it stands
 ]
 MASTER = re.compile("|".join(f"(?P<{name}>{pattern})" for name, pattern in TOKEN_PATTERNS))
 OPENERS = {"LBRACK": "RBRACK", "LPAREN": "RPAREN"}
@@ -48,23 +49,21 @@ class Token(NamedTuple):
 
 def tokenize(source: str) -> list[Token]:
     raw: list[Token] = []
-    line, line_start, pos = 1, 0, 0
-    while pos < len(source):
-        match = MASTER.match(source, pos)
-        if match is None:
-            char = source[pos]
+    line, line_start = 1, 0
+    for match in MASTER.finditer(source):
+        kind, text, start = match.lastgroup, match.group(), match.start()
+        if kind == "SPACE" or kind == "COMMENT":
+            continue
+        if kind == "UNEXPECTED":
             raise SpecError(
-                f"unexpected character `{char}`",
-                Span(line, pos - line_start + 1),
+                f"unexpected character `{text}`",
+                Span(line, start - line_start + 1),
                 "layers are written like CONV3-64, FC-10 or POOL2, joined by `->`",
             )
-        kind, text = match.lastgroup, match.group()
-        if kind not in ("SPACE", "COMMENT"):
-            raw.append(Token(kind, text, Span(line, pos - line_start + 1, len(text))))
+        raw.append(Token(kind, text, Span(line, start - line_start + 1, len(text))))
         if kind == "NEWLINE":
-            line, line_start = line + 1, match.end()
-        pos = match.end()
-    raw.append(Token("EOF", "", Span(line, pos - line_start + 1)))
+            line, line_start = line + 1, start + 1
+    raw.append(Token("EOF", "", Span(line, len(source) - line_start + 1)))
     return _join_continued_lines(raw)
 
 
