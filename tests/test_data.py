@@ -372,6 +372,22 @@ def test_download_reports_its_progress(tmp_path):
     assert [done for _, done, _ in heard] == [0, 2**20, 2**21, size]
 
 
+def test_download_without_announced_size_reports_its_end(tmp_path, monkeypatch):
+    body = b"x" * 3000
+
+    class Unsized(io.BytesIO):
+        headers: dict = {}
+
+        def __enter__(self):
+            return self
+
+    monkeypatch.setattr(sources, "urlopen", lambda url, timeout: Unsized(body))
+    remote = Remote("x.bin", "https://mirror.invalid/x.bin", "md5", hashlib.md5(body).hexdigest())
+    heard = []
+    sources.download([remote], tmp_path / "dest", on_progress=lambda *args: heard.append(args))
+    assert heard == [("x.bin", 0, None), ("x.bin", 3000, None), ("x.bin", 3000, 3000)]
+
+
 def test_checksum_mismatch_deletes_download(tmp_path):
     source = tmp_path / "served" / "t10k-images-idx3-ubyte.gz"
     source.parent.mkdir()

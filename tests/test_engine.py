@@ -421,6 +421,28 @@ def test_a_numpy_model_makes_later_steps_reuse_freed_memory():
     assert faults("model") < plain / 10
 
 
+def test_the_memory_model_knows_the_workspace_of_a_training_step(monkeypatch):
+    """im2col buffers after training steps as the trainer runs them (no input gradient)
+    equal the calculator's workspace term, here on one thread (on several, which thread
+    takes which tile is up to the scheduler)."""
+    from cnnkit.calculator.memory import executor_terms
+    from cnnkit.engine import parallel
+
+    monkeypatch.setattr(parallel, "WORKERS", 1)
+    for spec in ("INPUT 32x32x3 -> CONV3-16 -> RELU -> FC-10",
+                 "INPUT 16x16x3 -> CONV3-8 -> RELU -> CONV5-8(stride=2, round=floor) -> FC-4"):
+        network = cnnkit.parse(spec)
+        model = Model(network)
+        shape = network.input_shape
+        x = np.zeros((8, shape.h, shape.w, shape.c), np.float32)
+        for _ in range(2):
+            y = model.forward(x, train=True)
+            model.backward(np.ones_like(y), input_grad=False)
+        workspace = next(layer.workspace for layer in model.layers if hasattr(layer, "workspace"))
+        held = sum(array.nbytes for array in workspace._arrays.values())
+        assert held == executor_terms(network, 8, "float32", workers=1)["workspace"], spec
+
+
 def test_a_first_conv_without_input_gradient_keeps_its_forward_tiles():
     """A 5x5 conv of a 1-channel image: its input gradient would need 28*28*25*32 values of
     im2col per image (larger than a tile), but a layer reading the input batch computes none

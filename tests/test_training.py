@@ -281,3 +281,10 @@ def test_a_lone_last_image_joins_the_step_before(tmp_path):
     model = Model(cnnkit.parse(text))
     with pytest.raises(ValueError, match="more than one value per channel"):
         model.forward(np.zeros((1, 28, 28, 1), np.float32), train=True)
+    with pytest.raises(TrainingError, match="use --batch 2 or more"):
+        train(tmp_path, "one", text=text, batch=1, epochs=1)
+
+
+def test_a_validation_split_that_leaves_nothing_is_a_training_error(tmp_path):
+    with pytest.raises(TrainingError, match="validation split 0.1: .* leaves one part empty"):
+        train(tmp_path, limit=4, val_split=0.1)

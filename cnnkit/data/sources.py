@@ -73,7 +73,8 @@ def download(remotes: Sequence[Remote], folder: Path, on_progress: Progress | No
 
 def fetch(remote: Remote, dest: Path, on_progress: Progress | None = None) -> None:
     """Download one file to ``dest``, verified against its checksum before it appears there;
-    ``on_progress`` hears of every MiB (and of the start, with 0 bytes)."""
+    ``on_progress`` hears of the start (0 bytes), every MiB, and of the end with the total
+    (also when the server did not announce one)."""
     try:
         fd, part_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     except OSError as e:
@@ -81,7 +82,7 @@ def fetch(remote: Remote, dest: Path, on_progress: Progress | None = None) -> No
     part = Path(part_name)
     try:
         digest = hashlib.new(remote.algorithm)
-        done = 0
+        done, total = 0, None
         with os.fdopen(fd, "wb") as out:
             for chunk, total in _chunks(remote.url):
                 digest.update(chunk)
@@ -89,6 +90,8 @@ def fetch(remote: Remote, dest: Path, on_progress: Progress | None = None) -> No
                 done += len(chunk)
                 if on_progress is not None:
                     on_progress(remote.filename, done, total)
+        if on_progress is not None and total != done:  # no or a wrong announced size
+            on_progress(remote.filename, done, done)
         if digest.hexdigest() != remote.digest.lower():
             raise DataError(
                 f"{remote.url}: checksum mismatch: {remote.algorithm} {digest.hexdigest()}, "

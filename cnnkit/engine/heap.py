@@ -24,16 +24,16 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameters, from glibc's 
 MMAP_THRESHOLD_MAX = 32 * 2**20  # glibc's largest mmap threshold on 64-bit machines
 KEPT_BYTES = 512 * 2**20  # free memory at the top of the heap that is not given back
 
-_done = False
+_tuned: bool | None = None  # not tried yet
 
 
 def keep_freed_blocks() -> bool:
     """Tunes glibc's malloc as the module docstring says, once; True if it did (now or
     before), False where the C library is not glibc."""
-    global _done
-    if not _done:
-        _done = _mallopt({M_MMAP_THRESHOLD: MMAP_THRESHOLD_MAX, M_TRIM_THRESHOLD: KEPT_BYTES})
-    return _done
+    global _tuned
+    if _tuned is None:
+        _tuned = _mallopt({M_MMAP_THRESHOLD: MMAP_THRESHOLD_MAX, M_TRIM_THRESHOLD: KEPT_BYTES})
+    return _tuned
 
 
 def _mallopt(settings: dict[int, int]) -> bool:

@@ -80,8 +80,12 @@ class Trainer:
         check_input(self.network, train.shape, train.name)
         if c.limit:
             train = replace(train, images=train.images[:c.limit], labels=train.labels[:c.limit])
-        train, val = split_validation(train, fraction=c.val_split, seed=c.seed) \
-            if c.val_split > 0 else (train, None)
+        try:
+            train, val = split_validation(train, fraction=c.val_split, seed=c.seed) \
+                if c.val_split > 0 else (train, None)
+        except ValueError as error:
+            raise TrainingError(f"validation split {c.val_split}: {error}") from None
+        self._check_batch_norm(min(c.batch, len(train.labels)))
         mean = std = None
         if c.standardize:
             mean, std = channel_stats(train.images)
@@ -92,6 +96,19 @@ class Trainer:
         self.val = None if val is None else (to_float(val.images, mean, std), val.labels)
         self.emit("data", {"dataset": train.name, "source": train.source,
                            "train": len(self.y_train), "val": 0 if val is None else len(val.labels)})
+
+    def _check_batch_norm(self, images_per_step: int) -> None:
+        """A BN over a flat or 1x1 input normalizes each value over the batch, which takes
+        two images at least (steps never have one image alone, see ``_batch``)."""
+        if images_per_step >= 2:
+            return
+        nodes = self.network.nodes
+        for node in nodes:
+            values = nodes[node.inputs[0]].out if node.kind == "bn" else None
+            if values is not None and values.h * values.w == 1:
+                raise TrainingError(
+                    f"{node.name} normalizes each value over the batch, which needs 2 images "
+                    "per step at least: use --batch 2 or more (and 2 training images)")
 
     def _check_memory(self, xp) -> None:
         c = self.config

@@ -84,14 +84,12 @@ class Conv(Layer):
         return parallel.tiled_chunks(n, self._per_image(backward)[0] * self.dtype.itemsize,
                                      self.xp)
 
-    def _reserve(self, n: int) -> tuple[int, int]:
-        """Bytes of the largest tile of rows and of padded input of either pass, so that the
-        workspace grows once, in the first forward."""
-        sizes = []
-        for backward in (False, True):
-            images = self._chunks(n, backward)[0][0].stop  # the first tile is a largest one
-            sizes.append([images * values for values in self._per_image(backward)])
-        return tuple(max(values) * self.dtype.itemsize for values in zip(*sizes))
+    def _reserve(self, n: int, backward: bool) -> tuple[int, int]:
+        """Bytes of a pass's largest tile (its first) of rows and of padded input: the
+        workspace grows to them at once, not tile by tile."""
+        images = self._chunks(n, backward)[0][0].stop
+        return tuple(images * values * self.dtype.itemsize
+                     for values in self._per_image(backward))
 
     def _rows(self, x, tile: slice, worker: int, window: Window | None = None):
         """im2col of the images ``x[tile]`` for ``window`` (the layer's by default):
@@ -114,7 +112,7 @@ class Conv(Layer):
         out = self.params["W"].shape[-1]
         w_g, bias = self._weights(), self.params.get("b")
         y = xp.empty((n,) + self.window.out_hw + (out,), xp.result_type(x, w_g))
-        self._reserved = self._reserve(n)
+        self._reserved = self._reserve(n, backward=False)
 
         def work(tiles: list[slice], worker: int) -> None:
             for tile in tiles:
@@ -134,6 +132,7 @@ class Conv(Layer):
         out = self.params["W"].shape[-1]
         w_g = self._weights()
         dx = xp.empty(x.shape, xp.result_type(dy, w_g)) if self.input_grad else None
+        self._reserved = self._reserve(len(x), backward=True)
         if dx is not None and self.transposed:  # (kh*kw*O, C): W flipped, in and out swapped
             w = self.params["W"]
             w_flipped = w[::-1, ::-1].transpose(0, 1, 3, 2).reshape(-1, w.shape[2])
