@@ -13,7 +13,7 @@ from cnnkit.engine.model import Model
 from cnnkit.training import resources
 from cnnkit.training.config import TrainConfig
 from cnnkit.training.predict import load_run, predict_files
-from cnnkit.training.rundir import RunDirectory, load_arrays
+from cnnkit.training.rundir import RunDirectory, load_arrays, save_arrays
 from cnnkit.training.trainer import Trainer, TrainingError
 
 SPECS = sorted(Path("specs").glob("*.txt"))
@@ -288,3 +288,19 @@ def test_a_lone_last_image_joins_the_step_before(tmp_path):
 def test_a_validation_split_that_leaves_nothing_is_a_training_error(tmp_path):
     with pytest.raises(TrainingError, match="validation split 0.1: .* leaves one part empty"):
         train(tmp_path, limit=4, val_split=0.1)
+
+
+def test_saving_weights_holds_no_copy_of_the_model(tmp_path):
+    """A checkpoint streams the live arrays into the file: at most one array's worth of
+    buffer (NumPy writes in pieces of up to 16 MiB), not copies of the whole model."""
+    from cnnkit.engine import Adam
+
+    model = Model(cnnkit.parse("INPUT 16x16x4 -> FC-512 -> FC-512 -> FC-512 -> FC-512"))
+    optimizer = Adam(model.parameters())
+    arrays = {**model.state_dict(copy=False), **optimizer.state_dict(copy=False)}
+    total = sum(array.nbytes for array in arrays.values())
+    with resources.peak_memory(np) as measured:
+        save_arrays(tmp_path / "checkpoint.npz", arrays)
+    assert measured["peak_bytes"] < 0.5 * total
+    saved = load_arrays(tmp_path / "checkpoint.npz")
+    assert all(np.array_equal(saved[key], value) for key, value in arrays.items())

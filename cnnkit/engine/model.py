@@ -119,9 +119,11 @@ class Model:
         return [(name, array, layer.grads[key])
                 for name, layer, key, array in self._named("params")]
 
-    def state_dict(self) -> dict[str, numpy.ndarray]:
-        """Parameters and BN running statistics as host arrays, ready for ``numpy.savez``."""
-        return {name: to_numpy(array).copy()
+    def state_dict(self, copy: bool = True) -> dict[str, numpy.ndarray]:
+        """Parameters and BN running statistics as host arrays, ready for ``numpy.savez``.
+        ``copy=False`` hands NumPy arrays over as they are, for a caller that saves them
+        at once: a checkpoint then holds no second copy of a large model."""
+        return {name: to_numpy(array).copy() if copy else to_numpy(array)
                 for group in ("params", "state")
                 for name, _, _, array in self._named(group)}
 

@@ -49,8 +49,9 @@ class Optimizer:
         parameter's slot arrays (all four are flat views of the same elements)."""
         raise NotImplementedError
 
-    def state_dict(self) -> dict[str, numpy.ndarray]:
-        arrays = {f"{name}/{slot}": to_numpy(value).copy()
+    def state_dict(self, copy: bool = True) -> dict[str, numpy.ndarray]:
+        """The slots and the step count as host arrays (``copy=False``: see Model's)."""
+        arrays = {f"{name}/{slot}": to_numpy(value).copy() if copy else to_numpy(value)
                   for (name, slot), value in self.state.items()}
         arrays["steps"] = numpy.array(self.steps)
         return arrays

@@ -15,6 +15,7 @@ arrays are stored with ``np.savez`` and read with ``allow_pickle=False``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -40,13 +41,15 @@ class RunError(Exception):
     """A run directory that lacks what a command needs."""
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+@contextlib.contextmanager
+def atomic_file(path: Path):
+    """A binary file to write that appears at ``path`` only once it is complete."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a run is shared like any file
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -55,10 +58,15 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def write_atomic(path: Path, data: bytes) -> None:
+    with atomic_file(path) as handle:
+        handle.write(data)
+
+
 def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    write_atomic(path, buffer.getvalue())
+    """``np.savez`` streamed into the file: no copy of the arrays is held in memory."""
+    with atomic_file(path) as handle:
+        np.savez(handle, **arrays)
 
 
 def load_arrays(path: Path) -> dict[str, np.ndarray]:

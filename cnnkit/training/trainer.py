@@ -129,8 +129,9 @@ class Trainer:
 
     # -- checkpoints -----------------------------------------------------------------------
     def _save_checkpoint(self, model, optimizer, progress: Progress, metrics: list) -> None:
-        arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
-        arrays.update({f"optim/{k}": v for k, v in optimizer.state_dict().items()})
+        # saved at once, so no copies (which would double a large model's memory for a moment)
+        arrays = {f"model/{k}": v for k, v in model.state_dict(copy=False).items()}
+        arrays.update({f"optim/{k}": v for k, v in optimizer.state_dict(copy=False).items()})
         arrays["progress"] = np.array([progress.epoch, progress.step, progress.correct,
                                        progress.seen], dtype=np.int64)
         arrays["progress_float"] = np.array([progress.loss_sum, progress.seconds])
@@ -179,13 +180,13 @@ class Trainer:
                 progress, metrics = Progress(), []
                 write_atomic(self.run.spec, self.network.source.encode())
                 write_atomic(self.run.config, c.to_json().encode())
-                save_arrays(self.run.weights_init, model.state_dict())
+                save_arrays(self.run.weights_init, model.state_dict(copy=False))
             first_steps = self._epochs(model, optimizer, progress, metrics, measure_steps=2)
         self.emit("memory", {"estimate_bytes": self.estimate,
                              "measured_peak_bytes": measured["peak_bytes"]})
         if first_steps:
             self._epochs(model, optimizer, progress, metrics)
-        save_arrays(self.run.weights_final, model.state_dict())
+        save_arrays(self.run.weights_final, model.state_dict(copy=False))
         self.emit("end", {"metrics": metrics, "run": str(self.run.path)})
         return metrics
 
