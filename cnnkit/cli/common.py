@@ -55,7 +55,8 @@ def reported_errors():
 
 class DownloadBar:
     """``on_progress`` for dataset downloads: a transfer bar per file on a terminal, one
-    line per file on the error stream otherwise.  ``close`` takes the bars away."""
+    line per file on the error stream otherwise.  ``close`` (or leaving a ``with`` block)
+    takes the bars away."""
 
     def __init__(self):
         self.progress = None
@@ -89,6 +90,12 @@ class DownloadBar:
         if self.progress is not None:
             self.progress.stop()
         self.progress, self.tasks = None, {}
+
+    def __enter__(self) -> DownloadBar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def read_spec(path: str) -> tuple[str, str]:

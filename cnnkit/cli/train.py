@@ -236,16 +236,14 @@ def evaluate(
     """Loss, accuracy, per-class accuracy and the confusion matrix on a dataset split."""
     from ..training.predict import load_run
 
-    downloads = DownloadBar()
     try:
-        data, result = load_run(run, device=device.value).evaluate(
-            dataset, split=split, data_dir=data_dir, batch=batch, on_progress=downloads)
+        with DownloadBar() as downloads:
+            data, result = load_run(run, device=device.value).evaluate(
+                dataset, split=split, data_dir=data_dir, batch=batch, on_progress=downloads)
     except _user_errors() as error:
         raise fail(str(error)) from None
     except ValueError as error:
         raise fail(str(error), EXIT_USAGE) from None
-    finally:
-        downloads.close()
     if data.notice:
         errors.print(data.notice, markup=False)
     if output_format is TableOrJson.json:

@@ -159,14 +159,11 @@ def activations(
     from ..training.predict import load_run
     from ..viz.activations import activation_picture, load_input
 
-    downloads = DownloadBar()
     with _reported(EXIT_USAGE):
         trained = load_run(run, device=device.value)
-        try:
+        with DownloadBar() as downloads:
             pixels, caption = load_input(trained, image, index, dataset, split, data_dir,
                                          invert, on_progress=downloads)
-        finally:
-            downloads.close()
         picture, _ = activation_picture(trained, pixels, caption, max_maps=max_maps)
     _finish(picture, target, show)
 
@@ -214,13 +211,9 @@ def confusion(
     from ..viz.confusion import confusion_figure, confusion_title
 
     out = _out(out, None) if out is not None else None
-    downloads = DownloadBar()
-    with _reported(EXIT_USAGE):
-        try:
-            data, result = load_run(run, device=device.value).evaluate(
-                dataset, split=split, data_dir=data_dir, batch=batch, on_progress=downloads)
-        finally:
-            downloads.close()
+    with _reported(EXIT_USAGE), DownloadBar() as downloads:
+        data, result = load_run(run, device=device.value).evaluate(
+            dataset, split=split, data_dir=data_dir, batch=batch, on_progress=downloads)
     if data.notice:
         errors.print(data.notice, markup=False)
     picture = confusion_figure(result.confusion, data.class_names, normalize=normalize,

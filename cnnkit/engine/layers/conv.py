@@ -84,10 +84,10 @@ class Conv(Layer):
         return parallel.tiled_chunks(n, self._per_image(backward)[0] * self.dtype.itemsize,
                                      self.xp)
 
-    def _reserve(self, n: int, backward: bool) -> tuple[int, int]:
+    def _reserve(self, chunks: list[list[slice]], backward: bool) -> tuple[int, int]:
         """Bytes of a pass's largest tile (its first) of rows and of padded input: the
         workspace grows to them at once, not tile by tile."""
-        images = self._chunks(n, backward)[0][0].stop
+        images = chunks[0][0].stop
         return tuple(images * values * self.dtype.itemsize
                      for values in self._per_image(backward))
 
@@ -112,7 +112,8 @@ class Conv(Layer):
         out = self.params["W"].shape[-1]
         w_g, bias = self._weights(), self.params.get("b")
         y = xp.empty((n,) + self.window.out_hw + (out,), xp.result_type(x, w_g))
-        self._reserved = self._reserve(n, backward=False)
+        chunks = self._chunks(n)
+        self._reserved = self._reserve(chunks, backward=False)
 
         def work(tiles: list[slice], worker: int) -> None:
             for tile in tiles:
@@ -123,7 +124,7 @@ class Conv(Layer):
                 if bias is not None:
                     y[tile] += bias
 
-        parallel.run(work, self._chunks(n), xp)
+        parallel.run(work, chunks, xp)
         self._x = x
         return y
 
@@ -132,7 +133,8 @@ class Conv(Layer):
         out = self.params["W"].shape[-1]
         w_g = self._weights()
         dx = xp.empty(x.shape, xp.result_type(dy, w_g)) if self.input_grad else None
-        self._reserved = self._reserve(len(x), backward=True)
+        chunks = self._chunks(len(x), backward=True)
+        self._reserved = self._reserve(chunks, backward=True)
         if dx is not None and self.transposed:  # (kh*kw*O, C): W flipped, in and out swapped
             w = self.params["W"]
             w_flipped = w[::-1, ::-1].transpose(0, 1, 3, 2).reshape(-1, w.shape[2])
@@ -159,7 +161,7 @@ class Conv(Layer):
                     self._col2im(d_rows, dx[tile])
             return d_w, d_b
 
-        partials = parallel.run(work, self._chunks(len(x), backward=True), xp)
+        partials = parallel.run(work, chunks, xp)
         d_w, d_b = partials[0]
         for more_w, more_b in partials[1:]:  # in chunk order: deterministic
             d_w += more_w
