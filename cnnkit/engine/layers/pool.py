@@ -96,7 +96,7 @@ class MaxPool(Layer):
 class AvgPool(Layer):
     """Mean over each window, written padding counted as zeros (PyTorch's and Caffe's
     count_include_pad): the divisor is kh*kw, except where a window reaches into the
-    overhang of ceil rounding, which is left out (``divisors``)."""
+    overhang of ceil rounding, which is left out (``_scale``)."""
 
     def __init__(self, node, in_shapes, xp, dtype, seed=0):
         super().__init__(node, in_shapes, xp, dtype, seed)
