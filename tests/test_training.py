@@ -139,7 +139,7 @@ def test_input_shape_must_match_the_data(tmp_path):
 
 
 def test_configuration_that_does_not_fit_is_refused_with_largest_batch(tmp_path, monkeypatch):
-    monkeypatch.setattr("cnnkit.training.trainer.available_bytes", lambda xp: 2_000_000)
+    monkeypatch.setattr("cnnkit.training.resources.available_bytes", lambda xp: 2_000_000)
     with pytest.raises(TrainingError) as info:
         train(tmp_path, batch=200)
     assert "the largest batch that fits is" in str(info.value)

@@ -14,6 +14,7 @@ from rich.text import Text
 from ..calculator.memory import DTYPE_BYTES, OPTIMIZER_SLOTS
 from ..graph.sizes import ROUNDINGS
 from ..language.errors import SpecError
+from ..training.config import DEVICES
 
 app = typer.Typer(
     name="cnnkit",
@@ -113,4 +114,4 @@ def choices(name: str, values) -> type[Enum]:
 Optimizer = choices("Optimizer", OPTIMIZER_SLOTS)
 DType = choices("DType", DTYPE_BYTES)
 Rounding = choices("Rounding", ROUNDINGS)
-Device = choices("Device", ("auto", "cpu", "gpu"))
+Device = choices("Device", DEVICES)

@@ -172,6 +172,10 @@ def train(
     with reported_errors():
         if resume is not None:
             run = RunDirectory(resume)
+            if run.path.is_dir() and not run.config.exists():
+                raise fail(f"{resume} holds no started run (no config.json): training stopped "
+                           f"before it began; start it again with `cnnkit train SPEC --out "
+                           f"{resume}`")
             try:
                 network, config = run.read_network(), run.read_config()
             except user_errors as error:
@@ -208,8 +212,14 @@ def train(
     except KeyboardInterrupt:
         if isinstance(reporter, RichReporter):
             reporter.stop()
-        errors.print(f"interrupted: a checkpoint is saved in {run.checkpoints}; continue with "
-                     f"`cnnkit train --resume {run.path}`")
+        saved = getattr(trainer, "saved_checkpoint", None)
+        if run.config.exists():
+            where = f"{saved} is saved" if saved else "no checkpoint was written yet"
+            errors.print(f"interrupted: {where}; continue with `cnnkit train --resume "
+                         f"{run.path}`", markup=False, soft_wrap=True)
+        else:
+            errors.print("interrupted before training began; nothing was saved",
+                         markup=False)
         raise typer.Exit(130) from None
     except user_errors as error:
         if isinstance(reporter, RichReporter):

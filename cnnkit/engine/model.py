@@ -127,10 +127,10 @@ class Model:
                 for group in ("params", "state")
                 for name, _, _, array in self._named(group)}
 
-    def load_state_dict(self, arrays) -> None:
-        """Copies ``arrays`` (e.g. an ``npz`` file) into the model, after checking every name
-        and shape, so a mismatch changes nothing."""
-        arrays = dict(arrays)  # reads an npz file once
+    def check_state_dict(self, arrays) -> None:
+        """Raises ValueError unless ``arrays`` holds exactly this model's arrays: every name,
+        each with its shape, real and finite values (a file from elsewhere, edited or damaged,
+        must not be loaded in part or cast silently)."""
         targets = {name: array for group in ("params", "state")
                    for name, _, _, array in self._named(group)}
         missing = sorted(set(targets) - set(arrays))
@@ -138,11 +138,23 @@ class Model:
         wrong = [f"{name}: saved {tuple(arrays[name].shape)}, model {tuple(targets[name].shape)}"
                  for name in targets if name in arrays
                  and tuple(arrays[name].shape) != tuple(targets[name].shape)]
+        wrong += [f"{name}: {arrays[name].dtype} values, not real numbers" for name in targets
+                  if name in arrays and arrays[name].dtype.kind not in "fiu"]
+        if not wrong:
+            wrong = [f"{name}: NaN or infinite values" for name in targets
+                     if name in arrays and not numpy.isfinite(arrays[name]).all()]
         if missing or unexpected or wrong:
             lines = ([f"missing: {', '.join(missing)}"] if missing else []) + (
                 [f"unexpected: {', '.join(unexpected)}"] if unexpected else []) + wrong
             raise ValueError("state dict does not fit this network:\n  " + "\n  ".join(lines))
-        for name, target in targets.items():
+
+    def load_state_dict(self, arrays) -> None:
+        """Copies ``arrays`` (e.g. an ``npz`` file) into the model, after checking them all
+        (``check_state_dict``), so a mismatch changes nothing."""
+        arrays = dict(arrays)  # reads an npz file once
+        self.check_state_dict(arrays)
+        for name, _, _, target in (entry for group in ("params", "state")
+                                   for entry in self._named(group)):
             target[...] = self.xp.asarray(arrays[name], dtype=target.dtype)
 
     def count_parameters(self) -> tuple[int, int]:

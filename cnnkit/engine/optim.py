@@ -56,12 +56,20 @@ class Optimizer:
         arrays["steps"] = numpy.array(self.steps)
         return arrays
 
-    def load_state_dict(self, arrays) -> None:
-        arrays = dict(arrays)
+    def check_state_dict(self, arrays) -> None:
+        """Raises ValueError unless ``arrays`` holds this optimizer's slots and step count."""
         for (name, slot), value in self.state.items():
             key = f"{name}/{slot}"
-            if key not in arrays or arrays[key].shape != value.shape:
+            if key not in arrays or arrays[key].shape != value.shape \
+                    or arrays[key].dtype.kind not in "fiu":
                 raise ValueError(f"optimizer state does not fit these parameters: {key}")
+        steps = arrays.get("steps")
+        if steps is None or steps.shape != () or steps.dtype.kind not in "iu" or steps < 0:
+            raise ValueError("optimizer state has no valid step count")
+
+    def load_state_dict(self, arrays) -> None:
+        arrays = dict(arrays)
+        self.check_state_dict(arrays)
         for (name, slot), value in self.state.items():
             value[...] = get_array_module(value).asarray(arrays[f"{name}/{slot}"], value.dtype)
         self.steps = int(arrays["steps"])

@@ -4,10 +4,14 @@ reproduced."""
 from __future__ import annotations
 
 import json
+import math
+import types
+import typing
 from dataclasses import asdict, dataclass, fields
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 SCHEDULES = ("constant", "step", "cosine")
+DEVICES = ("auto", "cpu", "gpu")
 DEFAULT_LR = {"sgd": 0.05, "momentum": 0.01, "adam": 0.001}
 
 
@@ -44,12 +48,20 @@ class TrainConfig:
             problems.append(f"lr schedule must be one of {', '.join(SCHEDULES)}")
         if not 0 <= self.val_split < 1:
             problems.append("val split must be in [0, 1)")
-        if not self.lr > 0:
+        if not 0 < self.lr < math.inf:
             problems.append("learning rate must be positive")
-        if self.init_std is not None and not self.init_std > 0:
+        if self.init_std is not None and not 0 < self.init_std < math.inf:
             problems.append("init std must be positive")
-        if self.weight_decay < 0:
+        if not 0 <= self.weight_decay < math.inf:
             problems.append("weight decay must be >= 0")
+        if self.seed < 0:
+            problems.append("seed must be >= 0")
+        if self.limit is not None and self.limit < 1:
+            problems.append("limit must be at least 1")
+        if self.keep_checkpoints < 1:
+            problems.append("keep checkpoints must be at least 1")
+        if self.device not in DEVICES:
+            problems.append(f"device must be one of {', '.join(DEVICES)}")
         if self.dtype not in ("float32", "float64"):
             problems.append("dtype must be float32 or float64")
         if problems:
@@ -60,9 +72,40 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, text: str) -> TrainConfig:
-        data = json.loads(text)
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        """The config saved with a run; ValueError names the first field that is not what
+        ``TrainConfig`` holds (a file edited by hand must not fail later, mid-command)."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"not valid JSON ({error})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, found {type(data).__name__}")
+        hints = typing.get_type_hints(cls)
+        values = {}
+        for field in fields(cls):
+            if field.name in data:
+                values[field.name] = _typed(field.name, data[field.name], hints[field.name])
+        return cls(**values)
+
+
+_NAMES = {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}
+
+
+def _typed(name: str, value, hint):
+    """``value`` checked against a field's type (``int``, ``float | None``, ...); JSON's
+    whole numbers count as floats, but neither booleans nor floats count as whole numbers."""
+    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if value is None and type(None) in allowed:
+        return None
+    for kind in allowed:
+        if kind is bool and isinstance(value, bool) or kind is str and isinstance(value, str):
+            return value
+        if kind is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    expected = " or ".join(_NAMES.get(kind, "null") for kind in allowed)
+    raise ValueError(f"{name} must be {expected}, found {json.dumps(value)}")
 
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import tracemalloc
+from dataclasses import dataclass
 
 
 def available_bytes(xp) -> int | None:
@@ -43,3 +44,30 @@ def peak_memory(xp):
         result["peak_bytes"] = tracemalloc.get_traced_memory()[1] - base
         if not was_tracing:
             tracemalloc.stop()
+
+
+@dataclass(frozen=True)
+class MemoryFit:
+    """What a batch of a network needs on a device against what is free there."""
+
+    needed_bytes: int
+    free_bytes: int | None  # None: unknown, taken to fit
+    largest_batch: int  # 0: not even one image (the parameters alone do not fit)
+
+    @property
+    def fits(self) -> bool:
+        return self.free_bytes is None or self.needed_bytes <= self.free_bytes
+
+
+def memory_fit(network, batch: int, *, dtype: str, optimizer: str, xp) -> MemoryFit:
+    """The calculator's estimate of cnnkit's engine (a training step with ``optimizer``;
+    evaluation holds less, so the estimate bounds it) against the free memory."""
+    from ..calculator import largest_batch
+
+    def need(size: int) -> int:
+        return network.summary(batch=size, dtype=dtype, optimizer=optimizer) \
+            .executor_memory.total_bytes
+
+    needed, free = need(batch), available_bytes(xp)
+    fits = free is None or needed <= free
+    return MemoryFit(needed, free, batch if fits else largest_batch(free, need))

@@ -7,15 +7,15 @@ seed, the epoch and the step, so a resumed run repeats an uninterrupted one bit 
 
 from __future__ import annotations
 
+import contextlib
 import math
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..calculator import human_bytes, largest_batch
+from ..calculator import human_bytes
 from ..data import channel_stats, load_dataset, split_validation, to_float
 from ..engine.backend import select_device
 from ..engine.losses import softmax_cross_entropy
@@ -24,11 +24,11 @@ from ..engine.optim import SGD, Adam, Momentum
 from ..graph.network import Network
 from .config import TrainConfig, schedule
 from .evaluation import evaluate
-from .resources import available_bytes, peak_memory
-from .rundir import RunDirectory, load_arrays, save_arrays, write_atomic
+from .interrupts import DeferredInterrupts
+from .resources import memory_fit, peak_memory
+from .rundir import RunDirectory, RunError, RunWriteError, load_arrays, save_arrays, write_atomic
 
 EventHandler = Callable[[str, dict], None]
-CHECKPOINT = re.compile(r"epoch-(\d+)(?:-step-(\d+))?\.npz$")
 
 
 class TrainingError(Exception):
@@ -89,7 +89,8 @@ class Trainer:
         mean = std = None
         if c.standardize:
             mean, std = channel_stats(train.images)
-            self.run.write_normalization(mean, std)
+            with self._writing():
+                self.run.write_normalization(mean, std)
         self.class_names = train.class_names
         self.dataset_name = train.name
         self.x_train, self.y_train = to_float(train.images, mean, std), train.labels
@@ -112,19 +113,15 @@ class Trainer:
 
     def _check_memory(self, xp) -> None:
         c = self.config
-        def need(batch: int) -> int:
-            summary = self.network.summary(batch=batch, dtype=c.dtype, optimizer=c.optimizer)
-            return summary.executor_memory.total_bytes
-
-        self.estimate = need(c.batch)
-        free = available_bytes(xp)
-        self.emit("memory", {"estimate_bytes": self.estimate, "available_bytes": free})
-        if free is not None and self.estimate > free:
-            fit = largest_batch(free, need)
+        fit = memory_fit(self.network, c.batch, dtype=c.dtype, optimizer=c.optimizer, xp=xp)
+        self.estimate = fit.needed_bytes
+        self.emit("memory", {"estimate_bytes": fit.needed_bytes, "available_bytes": fit.free_bytes})
+        if not fit.fits:
             raise TrainingError(
-                f"batch {c.batch} needs about {human_bytes(self.estimate)} but only "
-                f"{human_bytes(free)} is free; the largest batch that fits is {fit}"
-                + ("" if fit else " (not even one image: the parameters alone do not fit)")
+                f"batch {c.batch} needs about {human_bytes(fit.needed_bytes)} but only "
+                f"{human_bytes(fit.free_bytes)} is free; the largest batch that fits is "
+                f"{fit.largest_batch}" + ("" if fit.largest_batch else
+                                          " (not even one image: the parameters alone do not fit)")
             )
 
     # -- checkpoints -----------------------------------------------------------------------
@@ -135,28 +132,89 @@ class Trainer:
         arrays["progress"] = np.array([progress.epoch, progress.step, progress.correct,
                                        progress.seen], dtype=np.int64)
         arrays["progress_float"] = np.array([progress.loss_sum, progress.seconds])
-        name = f"epoch-{progress.epoch:03d}" + (f"-step-{progress.step:06d}" if progress.step else "")
-        save_arrays(self.run.checkpoints / f"{name}.npz", arrays)
-        self.run.write_metrics(metrics)
+        path = self.run.checkpoint_path(progress.epoch, progress.step)
+        if path == self.saved_checkpoint:  # this very state is on disk already
+            return
+        with self._writing():
+            save_arrays(path, arrays)
+            self.run.write_metrics(metrics)
+        self.saved_checkpoint = path
 
-    def _latest_checkpoint(self):
-        found = [(tuple(int(g or 0) for g in CHECKPOINT.search(p.name).groups()), p)
-                 for p in self.run.checkpoints.glob("epoch-*.npz") if CHECKPOINT.search(p.name)]
-        return max(found)[1] if found else None
+    @contextlib.contextmanager
+    def _writing(self):
+        """Turns a failed write (disk full, read-only folder) into a TrainingError that says
+        what is intact and how to go on; atomic writes leave every earlier file whole."""
+        try:
+            yield
+        except RunWriteError as error:
+            if not self.run.config.exists():
+                raise TrainingError(f"{error}; choose another --out") from None
+            kept = self.saved_checkpoint
+            state = (f"the last checkpoint, {kept.name}, is intact" if kept else
+                     "no checkpoint was written yet (a resumed run starts over)")
+            raise TrainingError(f"{error}; {state}: make room, then continue with "
+                                f"`cnnkit train --resume {self.run.path}`") from None
 
     def _restore(self, model, optimizer) -> tuple[Progress, list]:
-        path = self._latest_checkpoint()
-        if path is None:
-            raise TrainingError(f"{self.run.path} has no checkpoint to resume from")
+        """The state of the newest checkpoint that reads back whole; damaged ones are
+        skipped with a notice.  A run killed before its first checkpoint starts over: the
+        model was just built from the run's seed, so it holds the initial weights."""
+        skipped = []
+        for path in reversed(self.run.checkpoints_in_order()):
+            try:
+                progress = self._load_checkpoint(path, model, optimizer)
+            except (RunError, ValueError) as error:
+                skipped.append(f"{path.name} ({' '.join(str(error).split())})")
+                continue
+            note = f"resuming from {path.name} (epoch {progress.epoch + 1}, step {progress.step})"
+            break
+        else:
+            if skipped:  # never throw a run's progress away unasked
+                raise RunError(f"no checkpoint in {self.run.checkpoints} can be resumed: "
+                               f"{'; '.join(skipped)}. Was the spec edited? Start a new run "
+                               "with another --out")
+            path, progress = None, Progress()
+            note = "no checkpoint was written before the run stopped: starting it over"
+            self._restart_from_initial_weights(model)
+        if skipped:
+            note = f"skipped the damaged {', '.join(skipped)}; {note}"
+        self.emit("notice", {"message": note})
+        metrics = [row for row in self.run.read_metrics() if row["epoch"] <= progress.epoch]
+        self.saved_checkpoint = path
+        return progress, metrics
+
+    def _restart_from_initial_weights(self, model) -> None:
+        """The run's weights_init.npz into ``model``, or, when the file is missing or was
+        cut short, written anew from ``model`` (built from the run's seed: the same)."""
+        try:
+            arrays = load_arrays(self.run.weights_init)
+        except RunError:
+            with self._writing():
+                save_arrays(self.run.weights_init, model.state_dict(copy=False))
+            return
+        try:
+            model.load_state_dict(arrays)
+        except ValueError as error:
+            raise RunError(f"the initial weights in {self.run.path} do not fit its spec (was "
+                           f"it edited?): {' '.join(str(error).split())}") from None
+
+    def _load_checkpoint(self, path, model, optimizer) -> Progress:
+        """Loads a checkpoint after checking all of it, so a damaged one changes nothing."""
         arrays = load_arrays(path)
-        model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model/")})
-        optimizer.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("optim/")})
-        epoch, step, correct, seen = (int(v) for v in arrays["progress"])
-        loss_sum, seconds = (float(v) for v in arrays["progress_float"])
-        metrics = [row for row in self.run.read_metrics() if row["epoch"] <= epoch]
-        self.emit("notice", {"message": f"resuming from {path.name} "
-                                        f"(epoch {epoch + 1}, step {step})"})
-        return Progress(epoch, step, loss_sum, correct, seen, seconds), metrics
+        counts, floats = arrays.get("progress"), arrays.get("progress_float")
+        if (counts is None or floats is None or counts.shape != (4,) or floats.shape != (2,)
+                or counts.dtype.kind not in "iu" or counts.min() < 0
+                or counts[1] >= self._steps_per_epoch() or counts[1] and not counts[3]):
+            raise RunError("it has no valid progress record")
+        weights = {k[6:]: v for k, v in arrays.items() if k.startswith("model/")}
+        slots = {k[6:]: v for k, v in arrays.items() if k.startswith("optim/")}
+        model.check_state_dict(weights)
+        optimizer.check_state_dict(slots)
+        model.load_state_dict(weights)
+        optimizer.load_state_dict(slots)
+        epoch, step, correct, seen = (int(v) for v in counts)
+        loss_sum, seconds = (float(v) for v in floats)
+        return Progress(epoch, step, loss_sum, correct, seen, seconds)
 
     # -- the loop --------------------------------------------------------------------------
     def train(self, resume: bool = False) -> list[dict]:
@@ -167,28 +225,40 @@ class Trainer:
 
     def _train(self, resume: bool) -> list[dict]:
         c = self.config
+        self.saved_checkpoint = None
+        self.run.remove_temp_files()
         xp, device = select_device(c.device)
         self.emit("notice", {"message": device})
         self._data()
         self._check_memory(xp)
-        with peak_memory(xp) as measured:
-            model = Model(self.network, xp=xp, dtype=c.dtype, seed=c.seed, init_std=c.init_std)
-            optimizer = make_optimizer(model, c)
-            if resume:
-                progress, metrics = self._restore(model, optimizer)
-            else:
-                progress, metrics = Progress(), []
-                write_atomic(self.run.spec, self.network.source.encode())
-                write_atomic(self.run.config, c.to_json().encode())
-                save_arrays(self.run.weights_init, model.state_dict(copy=False))
-            first_steps = self._epochs(model, optimizer, progress, metrics, measure_steps=2)
-        self.emit("memory", {"estimate_bytes": self.estimate,
-                             "measured_peak_bytes": measured["peak_bytes"]})
-        if first_steps:
-            self._epochs(model, optimizer, progress, metrics)
-        save_arrays(self.run.weights_final, model.state_dict(copy=False))
+        with DeferredInterrupts() as self.interrupts:
+            with peak_memory(xp) as measured:
+                model = Model(self.network, xp=xp, dtype=c.dtype, seed=c.seed,
+                              init_std=c.init_std)
+                optimizer = make_optimizer(model, c)
+                if resume:
+                    progress, metrics = self._restore(model, optimizer)
+                else:
+                    progress, metrics = Progress(), []
+                    with self._writing():
+                        write_atomic(self.run.spec, self.network.source.encode())
+                        write_atomic(self.run.config, c.to_json().encode())
+                        save_arrays(self.run.weights_init, model.state_dict(copy=False))
+                first_steps = self._epochs(model, optimizer, progress, metrics, measure_steps=2)
+            self.emit("memory", {"estimate_bytes": self.estimate,
+                                 "measured_peak_bytes": measured["peak_bytes"]})
+            if first_steps:
+                self._epochs(model, optimizer, progress, metrics)
+            with self._writing():
+                save_arrays(self.run.weights_final, model.state_dict(copy=False))
         self.emit("end", {"metrics": metrics, "run": str(self.run.path)})
         return metrics
+
+    def _stop_if_asked(self) -> None:
+        """At a step boundary: a pending Ctrl-C or `kill` stops training here, where the
+        state is that of a whole number of steps (see interrupts.py)."""
+        if self.interrupts.requested is not None:
+            raise KeyboardInterrupt
 
     def _batch(self, order, step: int, steps: int):
         """The images of ``step``: ``batch`` of them, and all that are left at the last
@@ -197,14 +267,17 @@ class Trainer:
         batch = self.config.batch
         return order[step * batch:(step + 1) * batch if step + 1 < steps else len(order)]
 
+    def _steps_per_epoch(self) -> int:
+        n, batch = len(self.y_train), self.config.batch
+        steps = math.ceil(n / batch)
+        return steps - 1 if n % batch == 1 and steps > 1 else steps  # see _batch
+
     def _epochs(self, model, optimizer, progress: Progress, metrics: list,
                 measure_steps: int | None = None) -> bool:
         """Runs the remaining epochs (or only ``measure_steps`` steps); True if work is left."""
         c, xp = self.config, model.xp
         n = len(self.y_train)
-        steps_per_epoch = math.ceil(n / c.batch)
-        if n % c.batch == 1 and steps_per_epoch > 1:
-            steps_per_epoch -= 1  # a lone last image joins the step before (see _batch)
+        steps_per_epoch = self._steps_per_epoch()
         lr_at = schedule(c)
         taken = 0
         while progress.epoch < c.epochs:
@@ -215,6 +288,7 @@ class Trainer:
             started = time.perf_counter()
             try:
                 while progress.step < steps_per_epoch:
+                    self._stop_if_asked()
                     if measure_steps is not None and taken == measure_steps:
                         progress.seconds += time.perf_counter() - started
                         return True
@@ -231,8 +305,12 @@ class Trainer:
                                        "images_per_s": progress.seen / max(
                                            progress.seconds + time.perf_counter() - started, 1e-9)})
             except KeyboardInterrupt:
-                progress.seconds += time.perf_counter() - started
-                self._save_checkpoint(model, optimizer, progress, metrics)
+                # raised at a step boundary (by the check above or by an event handler), so
+                # the state is that of a whole number of steps; a second, forcing Ctrl-C
+                # may have come mid-step, and then the last checkpoint is left as it is
+                if not self.interrupts.forced:
+                    progress.seconds += time.perf_counter() - started
+                    self._save_checkpoint(model, optimizer, progress, metrics)
                 raise
             progress.seconds += time.perf_counter() - started
             metrics.append(self._finish_epoch(model, optimizer, progress))
@@ -241,6 +319,7 @@ class Trainer:
             self._save_checkpoint(model, optimizer, progress, metrics)
             self.run.prune_checkpoints(c.keep_checkpoints)
             self.emit("epoch", metrics[-1])
+        self._stop_if_asked()  # the state is saved: the epoch's checkpoint was just written
         return False
 
     def _step(self, model, optimizer, xp, index, progress: Progress) -> tuple[float, int]:
@@ -252,7 +331,7 @@ class Trainer:
         loss, dlogits = softmax_cross_entropy(logits, y)
         loss = float(loss)
         if not math.isfinite(loss):
-            last = self._latest_checkpoint()
+            last = self.saved_checkpoint
             raise TrainingError(
                 f"the loss became {loss} at epoch {progress.epoch + 1}, step {progress.step + 1}; "
                 f"the learning rate ({optimizer.lr:g}) is probably too high: try --lr "

@@ -171,9 +171,11 @@ def neighbour_correlation(weights) -> float:
 
 
 def epochs_label(run) -> str:
+    from ..training.rundir import RunError
+
     try:
         epochs = len(run.read_metrics())
-    except ValueError:
+    except RunError:  # a damaged metrics file does not spoil the picture
         epochs = 0
     return f"after {epochs} epoch{'s' if epochs != 1 else ''}" if epochs else "after training"
 
@@ -186,14 +188,13 @@ def run_filters(path, layer: int | None = None, compare_init: bool = False,
     the trained ones on the right, at the same scale and layout: the textbook figure.
     ``grid_options`` go to ``filter_grid`` (scale, columns, gap, max_filters, max_channels).
     """
-    from ..training.rundir import RunDirectory
+    from ..training.predict import load_run
     from .output import arrange, titled, to_image
 
-    run = RunDirectory(path)
-    run.require(run.spec)
-    network = run.read_network()
+    loaded = load_run(path)  # checks the spec, the config and the weights against each other
+    run, network = loaded.run, loaded.network
     node = pick_conv(network, layer)
-    final = conv_weights(run.weights("final"), node)
+    final = conv_weights(loaded.model.state_dict(copy=False), node)
     mode = filter_mode(network, node, final)
     trained = filter_grid(final, mode, **grid_options)
     trained.node_index = node.index
@@ -207,7 +208,7 @@ def run_filters(path, layer: int | None = None, compare_init: bool = False,
     if not compare_init:
         image = to_image(trained.pixels)
         return (titled(image, f"{what}, {after}") if labels else image), trained
-    initial = filter_grid(conv_weights(run.weights("init"), node), mode,
+    initial = filter_grid(conv_weights(loaded.weights("init"), node), mode,
                           **{**grid_options, "scale": trained.scale, "columns": trained.columns})
     left, right = to_image(initial.pixels), to_image(trained.pixels)
     if labels:
