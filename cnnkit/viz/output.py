@@ -93,32 +93,39 @@ def is_figure(picture) -> bool:
 
 def save(picture, path: str | Path) -> Path:
     """Writes a Pillow image or matplotlib Figure as PNG or SVG (by the suffix of ``path``).
-    An SVG of a pixel picture embeds the PNG (drawn pixelated), so no pixel is resampled."""
+    An SVG of a pixel picture embeds the PNG (drawn pixelated), so no pixel is resampled.
+    The file is written under a temporary name beside ``path`` and renamed over it, so a
+    failed save leaves nothing behind and a link at ``path`` is replaced, never followed."""
+    from ..training.rundir import RunWriteError, atomic_file
+
     path = check_suffix(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     kind = path.suffix.lower()[1:]
     try:
-        if is_figure(picture):
-            import matplotlib
+        with atomic_file(path) as handle:
+            if is_figure(picture):
+                import matplotlib
 
-            with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "cnnkit"}):
-                picture.savefig(path, format=kind, dpi=picture.dpi,
-                                metadata={"Date": None} if kind == "svg" else None)
-        elif kind == "png":
-            picture.save(path, format="PNG", optimize=True)
-        else:
-            buffer = io.BytesIO()
-            picture.save(buffer, format="PNG", optimize=True)
-            data = base64.b64encode(buffer.getvalue()).decode("ascii")
-            w, h = picture.size
-            path.write_text(
-                f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
-                f'viewBox="0 0 {w} {h}"><image width="{w}" height="{h}" '
-                f'style="image-rendering:pixelated" href="data:image/png;base64,{data}"/></svg>\n',
-                encoding="utf-8")
-    except OSError as error:
-        raise VizError(f"cannot write {path}: {error.strerror or error}") from None
+                with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "cnnkit"}):
+                    picture.savefig(handle, format=kind, dpi=picture.dpi,
+                                    metadata={"Date": None} if kind == "svg" else None)
+            elif kind == "png":
+                picture.save(handle, format="PNG", optimize=True)
+            else:
+                handle.write(pixel_svg(picture).encode("utf-8"))
+    except RunWriteError as error:
+        raise VizError(f"{error}; choose another --out") from None
     return path
+
+
+def pixel_svg(image) -> str:
+    """An SVG of a Pillow image: the image as an embedded PNG, drawn pixelated."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    w, h = image.size
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
+            f'viewBox="0 0 {w} {h}"><image width="{w}" height="{h}" '
+            f'style="image-rendering:pixelated" href="data:image/png;base64,{data}"/></svg>\n')
 
 
 def to_pil(picture):
