@@ -79,9 +79,14 @@ def load_dataset(
 
 
 def _find(info: DatasetInfo, folder: Path, split: str) -> tuple[Path, Path] | Path | None:
-    if info.layout == "idx":
-        return idx.find_pair(folder, split)
-    return cifar.find_cifar10(folder)
+    """The dataset's files in ``folder``, or None; a folder that cannot be searched is an
+    error, not a miss."""
+    try:
+        if info.layout == "idx":
+            return idx.find_pair(folder, split)
+        return cifar.find_cifar10(folder)
+    except OSError as e:
+        raise DataError(f"{folder}: cannot look inside: {e.strerror or e}") from e
 
 
 def _read(info: DatasetInfo, split: str, found: tuple[Path, Path] | Path, origin: str) -> Dataset:

@@ -26,6 +26,9 @@ SYSTEM_PACKAGES = {"fashion-mnist": "dataset-fashion-mnist"}
 
 # Seconds a mirror may stay silent before it counts as unreachable: offline, fail fast.
 DOWNLOAD_TIMEOUT = 15.0
+# The largest official file, CIFAR-10's archive, is 163 MiB: a mirror sending more is stopped
+# there rather than filling the disk before the checksum can fail.
+MAX_DOWNLOAD = 256 << 20
 _CHUNK = 1 << 20
 
 # on_progress(filename, bytes so far, total bytes or None when the server does not say)
@@ -52,7 +55,11 @@ def search_folders(name: str, data_dir: str | os.PathLike | None) -> list[tuple[
     folders = []
     if data_dir is not None:
         given = Path(data_dir).expanduser()
-        if not given.is_dir():
+        try:
+            is_folder = given.is_dir()
+        except OSError as e:
+            raise DataError(f"data directory {given}: cannot look at it: {e.strerror or e}") from e
+        if not is_folder:
             raise DataError(f"data directory {given} does not exist or is not a folder")
         folders += [(given, "data directory"), (given / name, "data directory")]
     folders.append((cache_dir(name), "cnnkit cache"))
@@ -85,9 +92,12 @@ def fetch(remote: Remote, dest: Path, on_progress: Progress | None = None) -> No
         done, total = 0, None
         with os.fdopen(fd, "wb") as out:
             for chunk, total in _chunks(remote.url):
+                done += len(chunk)
+                if max(done, total or 0) > MAX_DOWNLOAD:
+                    raise DataError(f"{remote.url}: more than {MAX_DOWNLOAD:,} bytes, larger than "
+                                    "any official file; the download was deleted and not used")
                 digest.update(chunk)
                 out.write(chunk)
-                done += len(chunk)
                 if on_progress is not None:
                     on_progress(remote.filename, done, total)
         if on_progress is not None and total != done:  # no or a wrong announced size
@@ -98,8 +108,10 @@ def fetch(remote: Remote, dest: Path, on_progress: Progress | None = None) -> No
                 f"expected {remote.digest}; the download was deleted and not used"
             )
         os.replace(part, dest)
-    except BaseException:
+    except BaseException as e:
         part.unlink(missing_ok=True)
+        if isinstance(e, OSError):  # a full disk, or a folder where the file should go
+            raise DataError(f"{dest}: cannot save the download: {e.strerror or e}") from e
         raise
 
 
