@@ -1,8 +1,8 @@
 """Check that cnnkit's engine and PyTorch compute the same thing on the same weights.
 
-For a spec, builds the cnnkit ``Model`` and the torch module of ``benchmarks.torch_model``
-in float64, copies cnnkit's weights (and BN gamma, beta and running statistics) into torch
-through ``cnnkit.engine.convert``, feeds both one random batch (NHWC to cnnkit, NCHW to
+For a spec, builds the cnnkit ``Model`` and the torch module of the product's translator
+(``cnnkit.interop.torch_export``) in float64, copies cnnkit's weights (and BN gamma, beta and
+running statistics) into torch through it, feeds both one random batch (NHWC to cnnkit, NCHW to
 torch) and compares, in eval mode and then in train mode:
 
 - the logits (the output before a trailing SOFTMAX),
@@ -44,20 +44,15 @@ import torch.nn.functional as F
 from torch import nn
 
 import cnnkit
-from cnnkit.engine.convert import (
-    conv_weight_from_oihw,
-    conv_weight_to_oihw,
-    fc_weight_from_torch,
-    fc_weight_to_torch,
-    nchw_to_nhwc,
-    nhwc_to_nchw,
-)
+from cnnkit.engine.convert import nchw_to_nhwc, nhwc_to_nchw
 from cnnkit.engine.layers import Dropout
 from cnnkit.engine.losses import softmax_cross_entropy
 from cnnkit.engine.model import Model
 from cnnkit.graph.network import Network
-
-from .torch_model import TorchNetwork
+from cnnkit.interop import torch_export
+from cnnkit.interop.arrays import cnnkit_arrays
+from cnnkit.interop.layout import Layout
+from cnnkit.interop.names import module_path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIG_INPUT = 100 * 100  # input pixels from which a network defaults to batch 1
@@ -79,14 +74,6 @@ class FixedDropout(nn.Module):
         return x if self.mask is None else x * self.mask
 
 
-def _core(module: nn.Module) -> nn.Module | None:
-    """The Conv2d, Linear or BatchNorm inside a node's module (under Pad/Flatten wrappers)."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear, nn.modules.batchnorm._BatchNorm)):
-            return m
-    return None
-
-
 def _to_torch_layout(array: np.ndarray) -> torch.Tensor:
     """An NHWC (or N, D) cnnkit array as a torch tensor in NCHW (or N, D)."""
     if array.ndim == 4:
@@ -94,169 +81,36 @@ def _to_torch_layout(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array))
 
 
-def _to_cnnkit_layout(tensor: torch.Tensor, shape: tuple[int, ...], order=None) -> np.ndarray:
-    """A torch activation (NCHW or N, D) as a cnnkit array of ``shape`` (NHWC or N, D);
-    ``order``: see ``flat_orders``."""
+def _to_cnnkit_layout(tensor: torch.Tensor, shape: tuple[int, ...]) -> np.ndarray:
+    """A torch activation (NCHW or N, D) as a cnnkit array of ``shape`` (NHWC or N, D)."""
     array = tensor.detach().numpy()
     if array.ndim == 4:
         array = nchw_to_nhwc(array)
-    if order is not None:
-        flat = array.reshape(len(array), -1)
-        array = np.empty_like(flat)
-        array[:, order] = flat
     return np.ascontiguousarray(array).reshape(shape)
 
 
-ELEMENTWISE = ("id", "relu", "lrelu", "tanh", "sigmoid", "softmax", "dropout", "bn")
-
-
-def flat_orders(network: Network) -> list[np.ndarray | None]:
-    """For every node with a flat output, where torch keeps cnnkit's neurons: torch's neuron
-    t is cnnkit's neuron ``order[t]`` (None: the same order, or a spatial output).
-
-    FLATTEN reads an H x W x C volume in (h, w, c) order in cnnkit (as Keras does) and in
-    (c, h, w) order in torch (``torch.flatten`` of NCHW), so until the next FC the two hold
-    the same vector in different orders; an FC right after a spatial layer flattens
-    internally, and ``convert.fc_weight_to_torch`` already accounts for that.
-    """
-    orders: list[np.ndarray | None] = []
+def build_torch(network: Network, model: Model) -> nn.Module:
+    """The product's torch translation of ``network`` in float64 holding ``model``'s weights
+    and BN running statistics, its dropouts replaced by ``FixedDropout``."""
+    net = torch_export.build_module(network).double()
+    torch_export.load_weights(net, network, model.state_dict())
     for node in network.nodes:
-        ins = [network.nodes[i].out for i in node.inputs]
-        given = [orders[i] for i in node.inputs]
-        order = None
-        if node.kind == "flatten" and not ins[0].flat:
-            h, w, c = ins[0].h, ins[0].w, ins[0].c
-            order = np.arange(h * w * c).reshape(h, w, c).transpose(2, 0, 1).ravel()
-            if np.array_equal(order, np.arange(order.size)):
-                order = None
-        elif node.kind == "concat" and node.out.flat and any(o is not None for o in given):
-            parts, start = [], 0
-            for shape, o in zip(ins, given):
-                parts.append(start + (np.arange(shape.size) if o is None else o))
-                start += shape.size
-            order = np.concatenate(parts)
-        elif any(o is not None for o in given):
-            if node.kind in ELEMENTWISE or node.kind == "flatten":
-                order = given[0]
-            elif node.kind == "add" and all(o is not None and np.array_equal(o, given[0])
-                                            for o in given):
-                order = given[0]
-            elif node.kind != "fc":
-                raise NotImplementedError(
-                    f"{node.name}: {node.kind} of a vector flattened in another order")
-        orders.append(order)
-    return orders
-
-
-def _fc_to_torch(w: np.ndarray, in_shape, order) -> np.ndarray:
-    return w[order].T if order is not None else fc_weight_to_torch(w, in_shape)
-
-
-def _fc_from_torch(w: np.ndarray, in_shape, order) -> np.ndarray:
-    if order is None:
-        return fc_weight_from_torch(w, in_shape)
-    out = np.empty(w.T.shape, w.dtype)
-    out[order] = w.T
-    return out
-
-
-def _reorder(vector: np.ndarray, order) -> np.ndarray:
-    """A per-neuron cnnkit vector (BN parameters, statistics) in torch's order."""
-    return vector if order is None else vector[order]
-
-
-def _unorder(vector: np.ndarray, order) -> np.ndarray:
-    if order is None:
-        return vector
-    out = np.empty_like(vector)
-    out[order] = vector
-    return out
-
-
-def build_torch(network: Network, model: Model) -> TorchNetwork:
-    """The torch translation of ``network`` in float64 holding ``model``'s weights and
-    BN running statistics; every trainable torch tensor must receive a cnnkit one."""
-    net = TorchNetwork(network).double()
-    orders = flat_orders(network)
-    copied = set()
-
-    def put(target, array):
-        target.copy_(torch.from_numpy(np.ascontiguousarray(array)))
-
-    with torch.no_grad():
-        for node, layer in zip(network.nodes, model.layers):
-            if node.kind == "dropout":
-                net.layers[node.index] = FixedDropout()
-                continue
-            core = _core(net.layers[node.index])
-            if core is None:
-                if layer.params:
-                    raise ValueError(f"{node.name}: cnnkit has parameters, torch has none")
-                continue
-            p, s = layer.params, layer.state
-            if node.kind == "conv":
-                put(core.weight, conv_weight_to_oihw(p["W"]))
-            elif node.kind == "fc":
-                source = node.inputs[0]
-                put(core.weight, _fc_to_torch(p["W"], network.nodes[source].out, orders[source]))
-            elif node.kind == "bn":
-                order = orders[node.index]
-                put(core.weight, _reorder(p["gamma"], order))
-                put(core.bias, _reorder(p["beta"], order))
-                put(core.running_mean, _reorder(s["running_mean"], order))
-                put(core.running_var, _reorder(s["running_var"], order))
-            else:
-                raise ValueError(f"{node.name}: unexpected torch module {core}")
-            if node.kind in ("conv", "fc"):
-                if ("b" in p) != (core.bias is not None):
-                    raise ValueError(f"{node.name}: bias in one framework only")
-                if core.bias is not None:
-                    put(core.bias, p["b"])
-            copied.update(id(t) for t in core.parameters())
-    missed = [name for name, t in net.named_parameters() if id(t) not in copied]
-    if missed:
-        raise ValueError(f"torch parameters without a cnnkit counterpart: {missed}")
+        if node.kind == "dropout":
+            parent, _, name = module_path(node).rpartition(".")
+            setattr(net.get_submodule(parent) if parent else net, name, FixedDropout())
     return net
 
 
-def torch_grads(network: Network, net: TorchNetwork) -> dict[str, np.ndarray]:
+def torch_grads(network: Network, net: nn.Module) -> dict[str, np.ndarray]:
     """torch's parameter gradients in cnnkit's layout, under cnnkit's state-dict names."""
-    orders = flat_orders(network)
-    grads = {}
-    for node in network.nodes:
-        core = _core(net.layers[node.index])
-        if core is None:
-            continue
-        prefix = f"{node.index}:{node.name}/"
-        weight = core.weight.grad.numpy()
-        if node.kind == "conv":
-            grads[prefix + "W"] = conv_weight_from_oihw(weight)
-        elif node.kind == "fc":
-            source = node.inputs[0]
-            grads[prefix + "W"] = _fc_from_torch(weight, network.nodes[source].out,
-                                                 orders[source])
-        else:
-            grads[prefix + "gamma"] = _unorder(weight, orders[node.index])
-        if core.bias is not None:
-            bias = core.bias.grad.numpy()
-            if node.kind == "bn":
-                grads[prefix + "beta"] = _unorder(bias, orders[node.index])
-            else:
-                grads[prefix + "b"] = bias
-    return grads
+    grads = {name: p.grad.numpy() for name, p in net.named_parameters()}
+    return cnnkit_arrays(network, grads, Layout(network))
 
 
-def running_stats(network: Network, net: TorchNetwork) -> dict[str, np.ndarray]:
+def running_stats(network: Network, net: nn.Module) -> dict[str, np.ndarray]:
     """torch's BN running statistics in cnnkit's order, under cnnkit's state-dict names."""
-    orders = flat_orders(network)
-    stats = {}
-    for node in network.nodes:
-        if node.kind == "bn":
-            core = _core(net.layers[node.index])
-            for key in ("running_mean", "running_var"):
-                stats[f"{node.index}:{node.name}/{key}"] = _unorder(
-                    getattr(core, key).numpy(), orders[node.index])
-    return stats
+    buffers = {name: b.numpy() for name, b in net.named_buffers() if "running_" in name}
+    return cnnkit_arrays(network, buffers, Layout(network))
 
 
 # -- comparing --------------------------------------------------------------------------
@@ -318,10 +172,9 @@ def randomize(model: Model, seed: int) -> None:
 
 
 def _notes(network: Network) -> list[str]:
-    """What differs from stock PyTorch layers but not in this comparison, because the
-    translator pads explicitly (see ``torch_model.Window``)."""
+    """Where the translation differs from a plain reading of the spec."""
     notes = []
-    orders = flat_orders(network)
+    orders = Layout(network).orders
     for node in network.nodes:
         if node.kind == "flatten" and orders[node.index] is not None:
             notes.append(f"{node.name}: cnnkit flattens in (h, w, c) order, torch.flatten in "
@@ -329,7 +182,7 @@ def _notes(network: Network) -> list[str]:
     return notes
 
 
-def _run_mode(network: Network, model: Model, net: TorchNetwork, x: np.ndarray,
+def _run_mode(network: Network, model: Model, net: nn.Module, x: np.ndarray,
               labels: np.ndarray, train: bool) -> ModeResult:
     # cnnkit first: train mode draws the dropout masks that torch then reuses
     logits = model.forward(x, train=train)
@@ -337,17 +190,17 @@ def _run_mode(network: Network, model: Model, net: TorchNetwork, x: np.ndarray,
     dx = model.backward(dlogits)
     ours = {name: grad for name, _, grad in model.parameters()}
 
-    orders = flat_orders(network)
+    orders = Layout(network).orders
     for node, layer in zip(network.nodes, model.layers):
         if isinstance(layer, Dropout):
             mask = getattr(layer, "_mask", None)
             if mask is not None and orders[node.index] is not None:
                 mask = mask[:, orders[node.index]]
-            net.layers[node.index].mask = None if mask is None else _to_torch_layout(mask)
+            dropout = net.get_submodule(module_path(node))
+            dropout.mask = None if mask is None else _to_torch_layout(mask)
     net.train(train)
     tx = _to_torch_layout(x).clone().requires_grad_(True)
-    outputs = net(tx, keep=True)
-    tlogits = outputs[model.output_index]
+    tlogits = net(tx)
     tloss = F.cross_entropy(tlogits.reshape(len(x), -1), torch.from_numpy(labels))
     net.zero_grad(set_to_none=True)
     tloss.backward()
@@ -359,8 +212,7 @@ def _run_mode(network: Network, model: Model, net: TorchNetwork, x: np.ndarray,
     errors = {name: relative_error(ours[name], theirs[name], floor) for name in ours}
     worst = max(errors, key=errors.get, default="")
     result = ModeResult(
-        forward=relative_error(logits, _to_cnnkit_layout(tlogits, logits.shape,
-                                                         orders[model.output_index])),
+        forward=relative_error(logits, _to_cnnkit_layout(tlogits, logits.shape)),
         loss=relative_error(loss, tloss.detach().numpy()),
         param_grad=errors.get(worst, 0.0),
         input_grad=relative_error(dx, _to_cnnkit_layout(tx.grad, dx.shape)),

@@ -1,8 +1,8 @@
 """The two contenders: one cnnkit Model and the same network in PyTorch, with the same weights.
 
-The PyTorch network comes from the translator in ``benchmarks/torch_model.py``; the weights
-of the cnnkit model are copied into it (``cnnkit.engine.convert`` knows the layouts), so the
-two compute the same function and a first-step loss check proves they run the same network.
+The PyTorch network comes from the product's translator (``cnnkit.interop.torch_export``),
+which also copies the cnnkit model's weights into it, so the two compute the same function
+and a first-step loss check proves they run the same network.
 Both train with momentum SGD (PyTorch's form) on the logits with softmax cross-entropy.
 """
 
@@ -11,8 +11,6 @@ from __future__ import annotations
 import numpy
 
 from cnnkit.engine import Model, Momentum, softmax_cross_entropy
-from cnnkit.engine.backend import to_numpy
-from cnnkit.engine.convert import conv_weight_to_oihw, fc_weight_to_torch
 from cnnkit.graph.network import Network
 
 from .common import training_network
@@ -54,33 +52,6 @@ class CnnkitStep:
         return self.model.forward(self.x, train=False)
 
 
-def copy_weights(model: Model, torch_net, torch) -> None:
-    """cnnkit's weights into the translated PyTorch network (conv, FC, BN)."""
-    network = model.network
-    with torch.no_grad():
-        for node, layer, module in zip(network.nodes, model.layers, torch_net.layers):
-            if not layer.params:
-                continue
-            arrays = {k: to_numpy(v) for k, v in layer.params.items()}
-            targets = [m for m in module.modules()
-                       if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear,
-                                         torch.nn.modules.batchnorm._BatchNorm))]
-            (target,) = targets
-            if node.kind == "conv":
-                target.weight.copy_(torch.from_numpy(numpy.ascontiguousarray(
-                    conv_weight_to_oihw(arrays["W"]))))
-            elif node.kind == "fc":
-                in_shape = _flattened_shape(network, node.inputs[0])
-                target.weight.copy_(torch.from_numpy(numpy.ascontiguousarray(
-                    fc_weight_to_torch(arrays["W"], in_shape))))
-            elif node.kind == "bn":
-                target.weight.copy_(torch.from_numpy(arrays["gamma"]))
-                target.bias.copy_(torch.from_numpy(arrays["beta"]))
-                continue
-            if "b" in arrays:
-                target.bias.copy_(torch.from_numpy(arrays["b"]))
-
-
 class TorchStep:
     """The same step in PyTorch eager mode, NCHW, on ``device`` ("cpu" or "cuda")."""
 
@@ -89,22 +60,21 @@ class TorchStep:
         import torch
         import torch.nn.functional as F
 
-        from . import torch_model
+        from cnnkit.interop import torch_export
 
         self.torch, self.F = torch, F
-        self.net = torch_model.build(network).to(device)
+        self.net = torch_export.build_module(network)
         if weights_from is not None:
-            copy_weights(weights_from, self.net, torch)
+            torch_export.load_weights(self.net, network, weights_from.state_dict())
+        self.net = self.net.to(device)
         self.net.train()
-        self.output = training_network(network)
         self.optimizer = torch.optim.SGD(self.net.parameters(), lr=LR, momentum=MOMENTUM)
         x, y = batch_data(network, batch, classes(network))
         self.x = torch.from_numpy(numpy.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(device)
         self.y = torch.from_numpy(y).to(device)
 
     def logits(self):
-        outputs = self.net(self.x, keep=True)
-        return outputs[self.output].flatten(1)
+        return self.net(self.x).flatten(1)
 
     def __call__(self):
         self.optimizer.zero_grad(set_to_none=True)
@@ -120,13 +90,3 @@ class TorchStep:
                 return self.logits()
         finally:
             self.net.train()
-
-
-def _flattened_shape(network, index):
-    """The volume an FC's input was flattened from: cnnkit flattens in (h, w, c) order and the
-    torch translator in (c, h, w), so an FC after FLATTEN (and flat-preserving layers such as
-    DROPOUT or BN) needs the spatial shape before the FLATTEN to reorder its weights."""
-    node = network.nodes[index]
-    while node.out.flat and node.kind != "fc" and node.inputs:
-        node = network.nodes[node.inputs[0]]
-    return node.out

@@ -17,6 +17,7 @@ sys.path.insert(0, str(ROOT))
 
 import cnnkit  # noqa: E402
 from benchmarks import agreement as agree  # noqa: E402
+from cnnkit.interop import layout  # noqa: E402
 
 TOLERANCE = 1e-9
 QUANTITIES = ("forward", "loss", "param_grad", "input_grad", "state")
@@ -108,7 +109,7 @@ def test_flatten_order_and_dropout_masks_matter(monkeypatch):
     cnnkit's dropout masks, is caught."""
     spec = ROOT / "specs" / "keras_cifar10.txt"
     with monkeypatch.context() as m:
-        m.setattr(agree, "flat_orders", lambda network: [None] * len(network.nodes))
+        m.setattr(layout, "_flatten_order", lambda node, network: None)
         assert agree.agreement(spec, batch=2, modes=("eval",)).worst("forward") > 1e-3
     with monkeypatch.context() as m:
         m.setattr(agree.FixedDropout, "forward", lambda self, x: x)
