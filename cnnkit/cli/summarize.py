@@ -25,6 +25,7 @@ from .common import (
     read_spec,
     reported_errors,
 )
+from .import_ import looks_like_onnx, read_model
 
 
 class Format(str, Enum):
@@ -34,15 +35,19 @@ class Format(str, Enum):
     markdown = "markdown"
 
 
-
-
-
-SPEC_HELP = "Spec file in the cnnkit layer language (`-` reads standard input)."
+SPEC_HELP = ("Spec file in the cnnkit layer language (`-` reads standard input), or an "
+             "ONNX model (.onnx), read as `cnnkit import` reads it.")
 INPUT_HELP = "Input shape HxWxC (e.g. 32x32x3); fills in or overrides the spec's INPUT."
 ROUNDING_HELP = "How non-integer output sizes are treated; overrides the file's @rounding."
 
 
 def load_network(spec: str, input_shape: str | None, rounding: Rounding | None):
+    """The network of a spec file, or of an ONNX model (detected before any parsing)."""
+    if looks_like_onnx(spec):
+        if rounding is not None:
+            raise fail("--rounding applies to specs; an ONNX model's sizes are its own",
+                       EXIT_USAGE)
+        return read_model(spec, input_shape).network
     text, name = read_spec(spec)
     return parse(text, filename=name, input_shape=input_shape,
                  rounding=rounding.value if rounding else None)

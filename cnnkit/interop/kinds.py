@@ -11,7 +11,8 @@
 
 Both translations compute exactly what the engine computes; what cannot be written so is
 refused (``ExportError``) by the caller before any of this runs.  A new layer kind is added
-here, once, for both targets.
+here, once, for both targets; what it is read back from (ONNX operators) is in
+onnx_readers.py's ``READERS``, keyed by the same kinds.
 """
 
 from __future__ import annotations

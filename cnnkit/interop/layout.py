@@ -46,11 +46,14 @@ def _flatten_order(node: Node, network: Network) -> np.ndarray | None:
 
 
 class Layout:
-    """Which FLATTEN nodes flatten channels-last, and the neuron order of every flat output."""
+    """Which FLATTEN nodes flatten channels-last, and the neuron order of every flat output.
 
-    def __init__(self, network: Network):
+    ``channels_last``: FLATTENs known to flatten channels-last (an imported model's
+    Transpose + Flatten); the others are added where the order cannot be absorbed."""
+
+    def __init__(self, network: Network, channels_last=()):
         self.network = network
-        self.channels_last: set[int] = set()  # FLATTEN nodes transposing to NHWC first
+        self.channels_last: set[int] = set(channels_last)  # FLATTENs transposing to NHWC first
         while True:
             self.orders, blocked = self._propagate()
             if not blocked:
