@@ -66,6 +66,12 @@ def test_receptive_field_of_stacked_convs():
     assert summary("INPUT 32x32x3 -> CONV3x5-8").rows[1].receptive_field == (3, 5)
 
 
+def test_an_fc_sees_the_whole_volume_with_or_without_flatten():
+    direct = summary("INPUT 28x28x1 -> CONV5-4 -> POOL2 -> FC-10").rows[-1].receptive_field
+    flat = summary("INPUT 28x28x1 -> CONV5-4 -> POOL2 -> FLATTEN -> FC-10").rows
+    assert direct == flat[-1].receptive_field == flat[-2].receptive_field == (32, 32)
+
+
 def test_activation_counting_skips_in_place_layers():
     s = summary("INPUT 4x4x2 -> CONV3-2 -> RELU -> FLATTEN -> ID -> TANH")
     assert [r.in_place for r in s.rows] == [False, False, True, True, True, False]
