@@ -4,20 +4,27 @@ branches, and computes every shape (each failure points at the text that caused 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from ..language.ast import Branch, Call, Chain, Input, Program, Repeat
 from ..language.errors import Span, SpecError
+from ..language.lexer import MAX_DIGITS, MAX_NUMBER
 from ..language.parser import parse_program
 from .layers import build_layer, unknown_word
 from .network import Network, Node, Shape
 from .sizes import ROUNDINGS
 
 MAX_LAYERS = 100_000  # a guard against `[ ... ]*999999999`, far above any real network
+# elements expanded (layers, repeats, block uses): a guard against blocks that double
+# blocks that expand to nothing, which add no layers to count
+MAX_STEPS = 2 * MAX_LAYERS
 
 
 def parse_shape(text: str) -> tuple[int, int, int]:
     """``32x32x3`` or ``28x28`` (one channel) -> (H, W, C)."""
-    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*", text)
+    digits = f"([0-9]{{1,{MAX_DIGITS}}})"  # longer: too large, and slow to convert
+    match = re.fullmatch(rf"\s*{digits}\s*[xX]\s*{digits}\s*(?:[xX]\s*{digits})?\s*", text,
+                         re.ASCII)
     if not match or min(int(g) for g in match.groups() if g) < 1:
         raise ValueError(f"`{text}` is not a shape; write HxWxC like 32x32x3, or HxW like 28x28")
     h, w, c = match.groups()
@@ -44,6 +51,27 @@ def parse(
     return Network(nodes, source=source, filename=filename)
 
 
+def load(path, **options) -> Network:
+    """Parse a spec file (``options`` as for ``parse``)."""
+    return parse(read_source(path), filename=str(path), **options)
+
+
+def read_source(path) -> str:
+    """The text of a spec file.  One that is not UTF-8 is a ``SpecError`` that names it and
+    points at the first bad byte; a missing or unreadable one raises its ``OSError``."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line_start = data.rfind(b"\n", 0, error.start) + 1
+        span = Span(data.count(b"\n", 0, error.start) + 1,
+                    len(data[line_start:error.start].decode("utf-8")) + 1)
+        raise SpecError(
+            f"the file is not UTF-8 text: byte 0x{data[error.start]:02x} cannot be read",
+            span, "save the spec as UTF-8",
+        ).located(str(path), data.decode("utf-8", errors="replace")) from None
+
+
 class _Builder:
     def __init__(self, program: Program, input_shape, rounding: str | None):
         self.program = program
@@ -58,6 +86,7 @@ class _Builder:
             raise SpecError(f"rounding must be one of {', '.join(ROUNDINGS)}, not `{rounding}`")
         self.rounding = rounding or (directive.value if directive else "strict")
         self.nodes: list[Node] = []
+        self.steps = 0
         self.uses: dict[str, int] = {}
         self.expanding: list[str] = []
 
@@ -95,8 +124,10 @@ class _Builder:
 
     def _add(self, name, kind, inputs, out, attrs, span, explain=()) -> int:
         if len(self.nodes) >= MAX_LAYERS:
-            raise SpecError(f"the network expands to more than {MAX_LAYERS:,} layers", span,
-                            "check the repeat counts")
+            raise _too_many_layers(span)
+        if out.size > MAX_NUMBER:
+            raise SpecError(f"{name}: the volume {out} holds {out.size:.3g} values; a tensor "
+                            "may hold at most 10**30", span, "check the sizes and channel counts")
         self.nodes.append(Node(len(self.nodes), name, kind, tuple(inputs), out, attrs, span,
                                tuple(explain)))
         return len(self.nodes) - 1
@@ -107,16 +138,33 @@ class _Builder:
         return current
 
     def _element(self, element, current: int, prefix: str) -> int:
+        self.steps += 1
+        if self.steps > MAX_STEPS:
+            raise _too_many_steps(element.span)
         if isinstance(element, Input):
             raise SpecError("INPUT can only start the network", element.span,
                             "remove this INPUT, or move it to the start of the chain")
         if isinstance(element, Repeat):
-            for _ in range(element.count):
-                current = self._chain(element.body, current, prefix)
-            return current
+            return self._repeat(element, current, prefix)
         if isinstance(element, Branch):
             return self._branch(element, current, prefix)
         return self._call(element, current, prefix)
+
+    def _repeat(self, repeat: Repeat, current: int, prefix: str) -> int:
+        """Every pass adds as many layers and takes as many steps as the first, so a count
+        that would pass a limit fails after one pass, not after 100,000 layers."""
+        if repeat.count == 0:
+            return current
+        layers, steps = len(self.nodes), self.steps
+        current = self._chain(repeat.body, current, prefix)
+        passes_left = repeat.count - 1
+        if len(self.nodes) + (len(self.nodes) - layers) * passes_left > MAX_LAYERS:
+            raise _too_many_layers(repeat.span)
+        if self.steps + (self.steps - steps) * passes_left > MAX_STEPS:
+            raise _too_many_steps(repeat.span)
+        for _ in range(passes_left):
+            current = self._chain(repeat.body, current, prefix)
+        return current
 
     def _call(self, call: Call, current: int, prefix: str) -> int:
         definition = self.program.definitions.get(call.word)
@@ -186,3 +234,13 @@ class _Builder:
                 "(pad=same keeps it at stride 1)",
             )
         return Shape(shapes[0].h, shapes[0].w, sum(s.c for s in shapes))
+
+
+def _too_many_layers(span: Span) -> SpecError:
+    return SpecError(f"the network expands to more than {MAX_LAYERS:,} layers", span,
+                     "check the repeat counts")
+
+
+def _too_many_steps(span: Span) -> SpecError:
+    return SpecError(f"the network takes more than {MAX_STEPS:,} steps to expand", span,
+                     "check the repeat counts and the blocks that use blocks")

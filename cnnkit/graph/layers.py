@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ..language.ast import Arg, Call
 from ..language.errors import Span, SpecError
+from ..language.lexer import whole_number
 from .network import Shape
 from .sizes import ROUNDINGS, axis_size, same_padding
 
@@ -54,19 +55,21 @@ class Options:
         arg = self.values.get(key)
         if arg is None:
             return default
-        if not re.fullmatch(r"\d+", arg.value) or int(arg.value) < minimum:
+        value = whole_number(arg.value, arg.span) if re.fullmatch(r"[0-9]+", arg.value) else None
+        if value is None or value < minimum:
             raise self._fail(arg, f"a whole number >= {minimum}")
-        return int(arg.value)
+        return value
 
     def pair(self, key: str, default: tuple[int, int], minimum: int = 1) -> tuple[int, int]:
         """``stride=2`` or ``stride=2x1`` (height x width)."""
         arg = self.values.get(key)
         if arg is None:
             return default
-        match = re.fullmatch(r"(\d+)(?:[xX](\d+))?", arg.value)
+        match = re.fullmatch(r"([0-9]+)(?:[xX]([0-9]+))?", arg.value)
         if not match:
             raise self._fail(arg, f"a whole number >= {minimum}, or HxW like 2x1")
-        h, w = int(match.group(1)), int(match.group(2) or match.group(1))
+        h = whole_number(match.group(1), arg.span)
+        w = whole_number(match.group(2), arg.span) if match.group(2) else h
         if min(h, w) < minimum:
             raise self._fail(arg, f"a whole number >= {minimum}")
         return h, w
@@ -76,7 +79,7 @@ class Options:
         if arg is None:
             return default
         try:
-            value = float(arg.value)
+            value = float(arg.value.encode("ascii"))  # as bytes: float("٠.٥") would be 0.5
         except ValueError:
             raise self._fail(arg, "a number") from None
         if not (low <= value and (value <= high if closed_high else value < high)):
@@ -158,9 +161,8 @@ POOL_OPTIONS = {"stride": "S", "pad": "P", "round": "strict/floor/ceil"}
 def conv(shape, opts: Options, match, span, rounding) -> Built:
     layer = opts.layer
     _spatial(shape, layer, span)
-    kh = int(match.group(1))
-    kw = int(match.group(2) or kh)
-    out_channels = int(match.group(3))
+    kh, kw = _kernel(match.group(1), match.group(2), span)
+    out_channels = whole_number(match.group(3), span)
     if min(kh, kw, out_channels) < 1:
         raise SpecError(f"{layer}: kernel size and filter count must be at least 1", span)
     stride = opts.pair("stride", (1, 1))
@@ -185,8 +187,9 @@ def conv(shape, opts: Options, match, span, rounding) -> Built:
 def pool(shape, opts: Options, match, span, rounding) -> Built:
     _spatial(shape, opts.layer, span)
     mode = "avg" if match.group(1).upper() == "AVGPOOL" else "max"
-    kh = int(match.group(2))
-    kw = int(match.group(3) or kh)
+    kh, kw = _kernel(match.group(2), match.group(3), span)
+    if min(kh, kw) < 1:
+        raise SpecError(f"{opts.layer}: the window size must be at least 1", span)
     stride = opts.pair("stride", (kh, kw))
     pad, oh, ow, explain, overhang = _window(
         shape, opts, opts.layer, span, rounding, kernel=(kh, kw), stride=stride,
@@ -202,8 +205,14 @@ def pool(shape, opts: Options, match, span, rounding) -> Built:
     return Built("pool", attrs, Shape(oh, ow, shape.c), tuple(explain))
 
 
+def _kernel(height: str, width: str | None, span: Span) -> tuple[int, int]:
+    """``3`` (3x3) or ``3x5`` as written in CONV3x5-8 or POOL3x5."""
+    kh = whole_number(height, span)
+    return kh, whole_number(width, span) if width else kh
+
+
 def fc(shape, opts: Options, match, span, rounding) -> Built:
-    units = int(match.group(1))
+    units = whole_number(match.group(1), span)
     if units < 1:
         raise SpecError(f"{opts.layer}: needs at least one unit", span)
     explain = () if shape.flat else (f"flattens {shape} = {shape.size:,} inputs",)
@@ -251,11 +260,11 @@ def _type(regex, rule, options=None, positional=None, example="", stems=None):
 
 
 LAYER_TYPES = [
-    _type(r"CONV(\d+)(?:x(\d+))?-(\d+)", conv, CONV_OPTIONS, example="CONV3-64",
+    _type(r"CONV([0-9]+)(?:x([0-9]+))?-([0-9]+)", conv, CONV_OPTIONS, example="CONV3-64",
           stems=("CONV",)),
-    _type(r"(MAXPOOL|AVGPOOL|POOL)(\d+)(?:x(\d+))?", pool, POOL_OPTIONS, example="POOL2",
+    _type(r"(MAXPOOL|AVGPOOL|POOL)([0-9]+)(?:x([0-9]+))?", pool, POOL_OPTIONS, example="POOL2",
           stems=("MAXPOOL", "AVGPOOL", "POOL")),
-    _type(r"FC-?(\d+)", fc, {"bias": "true/false"}, example="FC-10", stems=("FC",)),
+    _type(r"FC-?([0-9]+)", fc, {"bias": "true/false"}, example="FC-10", stems=("FC",)),
     _type(r"GAP", gap, example="GAP"),
     _type(r"FLATTEN", flatten, example="FLATTEN"),
     _type(r"ID", same_shape("id"), example="ID"),
@@ -290,12 +299,18 @@ def build_layer(call: Call, shape: Shape, rounding: str) -> Built:
     return layer_type.rule(shape, opts, match, call.span, rounding)
 
 
+MAX_GUESS_WORK = 100_000  # pairs of characters compared: about 0.03 s; a real spec needs thousands
+
+
 def unknown_word(call: Call, block_names) -> SpecError:
     word = call.word.upper()
-    stem = re.sub(r"[-\d].*$", "", word)
-    candidates = {re.sub(r"[-\d(\[].*$", "", e): e for e in KEYWORD_EXAMPLES}
+    stem = re.sub(r"[-0-9].*$", "", word)
+    candidates = {re.sub(r"[-0-9(\[].*$", "", e): e for e in KEYWORD_EXAMPLES}
     close = difflib.get_close_matches(stem, list(candidates), n=1, cutoff=0.6)
-    close_blocks = difflib.get_close_matches(call.word, list(block_names), n=1)
+    # difflib's time grows with the product of the lengths it compares: so many or so long
+    # block names that a guess would take seconds (no real spec comes near) get no guess
+    guessable = len(call.word) * sum(len(name) for name in block_names) <= MAX_GUESS_WORK
+    close_blocks = difflib.get_close_matches(call.word, list(block_names), n=1) if guessable else []
     if close_blocks:
         hint = f"did you mean the block `{close_blocks[0]}`?"
     elif close:
@@ -303,6 +318,6 @@ def unknown_word(call: Call, block_names) -> SpecError:
         hint = f"did you mean `{suggestion}`?"
     else:
         hint = "layers: " + ", ".join(KEYWORD_EXAMPLES)
-    if re.fullmatch(r"CONV\d+(x\d+)?", word):
+    if re.fullmatch(r"CONV[0-9]+(X[0-9]+)?", word):
         hint = f"a convolution needs its filter count: `{word}-64`"
     return SpecError(f"unknown layer `{call.word}`", call.span, hint)

@@ -33,9 +33,15 @@ def same_padding(n: int, k: int, stride: int) -> tuple[int, int]:
 
 
 def _fmt(value: Fraction) -> str:
+    """Exactly rounded to 4 decimals, or to as many more as it takes not to look like a whole
+    number: (221 - 11)/10**12 + 1 is 1.0000000002, not 1.0000."""
     if value.denominator == 1:
         return str(value.numerator)
-    return f"{float(value):.4f}".rstrip("0")
+    places = 4
+    while round(value * 10**places) % 10**places == 0:
+        places += 1
+    whole, decimals = divmod(abs(round(value * 10**places)), 10**places)
+    return f"{'-' if value < 0 else ''}{whole}.{decimals:0{places}d}".rstrip("0")
 
 
 def arithmetic(n: int, k: int, stride: int, before: int, after: int) -> str:
@@ -81,16 +87,15 @@ def axis_size(
 
 
 def _fixes(n: int, k: int, stride: int, before: int, after: int, exact: Fraction, axis: str) -> str:
-    """Working alternatives for a size that does not divide: pad, input size, rounding."""
+    """Working alternatives for a size that does not divide: pad, input size, rounding.
+    Worked out directly, not searched for: strides and kernels may be huge."""
     options = []
-    pads = [p for p in range(0, k + 1) if (n + 2 * p - k) % stride == 0 and n + 2 * p >= k]
-    if pads:
-        p = min(pads, key=lambda p: (abs(p - before), p))
-        options.append(f"pad={p} (output {(n + 2 * p - k) // stride + 1})")
-    fits = lambda m: m + before + after >= k and (m + before + after - k) % stride == 0  # noqa: E731
-    below = next((m for m in range(n - 1, 0, -1) if fits(m)), None)
-    above = next(m for m in range(n + 1, n + stride + 1) if fits(m))
-    sizes = [m for m in (below, above) if m is not None]
+    pad = _closest_pad(n, k, stride, before)
+    if pad is not None:
+        options.append(f"pad={pad} (output {(n + 2 * pad - k) // stride + 1})")
+    overshoot = (n + before + after - k) % stride  # > 0: the size does not divide
+    # the nearest input sizes that divide; the smaller one still fits the window, as n does
+    sizes = [m for m in (n - overshoot, n + stride - overshoot) if m >= 1]
     options.append(
         f"an input {axis} of " + " or ".join(
             f"{m} (output {(m + before + after - k) // stride + 1})" for m in sizes)
@@ -103,3 +108,23 @@ def _fixes(n: int, k: int, stride: int, before: int, after: int, exact: Fraction
         f"`@rounding ceil` (output {math.ceil(exact)}), or the option round=floor on this layer"
     )
     return "use " + "; or ".join(options)
+
+
+def _closest_pad(n: int, k: int, stride: int, before: int) -> int | None:
+    """The padding p (the same on both sides) nearest ``before`` for which n + 2p - k is a
+    multiple of the stride, with room for the window (n + 2p >= k) and smaller than it (a
+    window wholly in the padding sees nothing; pooling refuses it); None if there is none.
+
+    2p = k - n (mod stride) has solutions when gcd(2, stride) divides k - n, and they repeat
+    every stride/gcd(2, stride)."""
+    common = math.gcd(2, stride)
+    residue = (k - n) % stride
+    if residue % common:
+        return None
+    period = stride // common
+    first = (residue // common) * pow(2 // common, -1, period) % period
+    low, high = max(0, -((n - k) // 2)), k - 1
+    target = min(max(before, low), high)
+    at_or_below = target - (target - first) % period
+    candidates = [p for p in (at_or_below, at_or_below + period) if low <= p <= high]
+    return min(candidates, key=lambda p: (abs(p - before), p), default=None)

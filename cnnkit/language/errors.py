@@ -42,7 +42,10 @@ class SpecError(Exception):
         else:
             line, col = self.span.line, self.span.col
             lines.append(f"{self.filename}:{line}:{col}: error: {self.message}")
-            text = self.source.splitlines()[line - 1] if line <= len(self.source.splitlines()) else ""
+            # lines as the lexer counts them: split at "\n" only (splitlines() also splits at
+            # form feeds and other separators, which the lexer reads as spaces or errors)
+            lines_up_to = self.source.split("\n", line)
+            text = lines_up_to[line - 1].rstrip("\r") if line <= len(lines_up_to) else ""
             gutter = f"{line:>4} | "
             lines.append(gutter + text)
             width = max(1, min(self.span.length, max(1, len(text) - col + 1)))

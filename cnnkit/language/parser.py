@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from .ast import Arg, Branch, Call, Chain, Definition, Directive, Element, Input, Program, Repeat
 from .errors import Span, SpecError
-from .lexer import Token, tokenize
+from .lexer import Token, tokenize, whole_number
 
 BRANCH_KEYWORDS = ("RES", "CAT")
 DIRECTIVES = {"rounding": ("strict", "floor", "ceil")}
@@ -71,6 +71,14 @@ class _Parser:
         start = self.token
         if start.kind == "AT":
             directive = self.directive()
+            if directive.name in program.directives:
+                first = program.directives[directive.name].span
+                raise SpecError(
+                    f"`@{directive.name}` is given twice (first at line {first.line}, "
+                    f"column {first.col})",
+                    directive.span,
+                    f"keep one `@{directive.name}` line",
+                )
             program.directives[directive.name] = directive
         elif start.kind == "WORD" and self.peek().kind == "EQUALS":
             self.advance()
@@ -113,7 +121,7 @@ class _Parser:
                 f"write `@{name} {choices[1]}`",
             )
         self.advance()
-        return Directive(name, value.text.lower(), at.span)
+        return Directive(name, value.text.lower(), _joined(at.span, value.span))
 
     def chain(self) -> Chain:
         start = self.token.span
@@ -145,13 +153,14 @@ class _Parser:
     def repeat(self) -> Repeat:
         open_bracket = self.advance()
         body = self.chain()
-        self.closing(open_bracket, "RBRACK", "]")
-        star = self.token
-        if star.kind != "STAR":
+        close_bracket = self.closing(open_bracket, "RBRACK", "]")
+        if self.token.kind != "STAR":
             raise SpecError(
-                "a `[ ... ]` block needs a repeat count",
-                star.span,
-                "write `[ ... ]*2` (0 drops the block); for branches use RES[ ... ] or CAT[ ... ]",
+                "a `[ ... ]` block needs a repeat count: brackets repeat a chain, and a bare "
+                "group is not accepted",
+                _joined(open_bracket.span, close_bracket.span),
+                "write `]*1` to keep the block once or `]*N` to repeat it N times (`]*0` drops "
+                "it); branches are written RES[ ... ] or CAT[ ... ]",
             )
         self.advance()
         count = self.token
@@ -162,7 +171,7 @@ class _Parser:
                 "write e.g. `*2`; `*0` drops the block",
             )
         self.advance()
-        return Repeat(body, int(count.text), open_bracket.span)
+        return Repeat(body, whole_number(count.text, count.span), open_bracket.span)
 
     def branch(self) -> Branch:
         keyword = self.advance()
@@ -179,7 +188,8 @@ class _Parser:
         shape_token = self.token
         if shape_token.kind == "SHAPE":
             self.advance()
-            dims = tuple(int(d) for d in shape_token.text.lower().split("x"))
+            dims = tuple(whole_number(d, shape_token.span)
+                         for d in shape_token.text.lower().split("x"))
             if len(dims) > 3:
                 raise SpecError(
                     f"INPUT shape {shape_token.text} has {len(dims)} dimensions",
@@ -188,9 +198,7 @@ class _Parser:
                 )
             if min(dims) <= 0:
                 raise SpecError("INPUT dimensions must be positive", shape_token.span)
-            span = Span(keyword.span.line, keyword.span.col,
-                        shape_token.span.col + shape_token.span.length - keyword.span.col)
-            return Input(dims, span)
+            return Input(dims, _joined(keyword.span, shape_token.span))
         if shape_token.kind == "NUMBER":
             raise SpecError(
                 f"INPUT needs a shape like 28x28 or 32x32x3, found {shape_token.describe()}",
@@ -201,19 +209,16 @@ class _Parser:
     def call(self) -> Call:
         word = self.advance()
         args: list[Arg] = []
-        end = word.span.col + word.span.length
-        if self.token.kind == "LPAREN":
-            open_paren = self.advance()
-            if self.token.kind != "RPAREN":
+        if self.token.kind != "LPAREN":
+            return Call(word.text, args, word.span)
+        open_paren = self.advance()
+        if self.token.kind != "RPAREN":
+            args.append(self.arg())
+            while self.token.kind == "COMMA":
+                self.advance()
                 args.append(self.arg())
-                while self.token.kind == "COMMA":
-                    self.advance()
-                    args.append(self.arg())
-            close = self.closing(open_paren, "RPAREN", ")")
-            if close.span.line == word.span.line:
-                end = close.span.col + 1
-        span = Span(word.span.line, word.span.col, end - word.span.col)
-        return Call(word.text, args, span)
+        close = self.closing(open_paren, "RPAREN", ")")
+        return Call(word.text, args, _joined(word.span, close.span))
 
     def arg(self) -> Arg:
         token = self.token
@@ -221,9 +226,7 @@ class _Parser:
             self.advance()
             self.advance()
             value = self.value()
-            span = Span(token.span.line, token.span.col,
-                        value.span.col + value.span.length - token.span.col)
-            return Arg(token.text.lower(), value.text, span)
+            return Arg(token.text.lower(), value.text, _joined(token.span, value.span))
         value = self.value()
         return Arg(None, value.text, value.span)
 
@@ -245,3 +248,11 @@ class _Parser:
                 f"add the missing `{char}`",
             )
         return self.advance()
+
+
+def _joined(first: Span, last: Span) -> Span:
+    """From the start of ``first`` to the end of ``last``; just ``first`` if ``last`` is on
+    another line (a span is one line long)."""
+    if last.line != first.line:
+        return first
+    return Span(first.line, first.col, last.col + last.length - first.col)
