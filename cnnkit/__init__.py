@@ -4,18 +4,25 @@ look inside it.
     >>> import cnnkit
     >>> net = cnnkit.parse("INPUT 32x32x3 -> [CONV3-64 -> RELU]*2 -> POOL2 -> FC-10")
     >>> net.summary(batch=32).params
-    1675082
+    202570
 """
 
-from .graph.build import parse, parse_shape
+from .graph.build import load, parse, parse_shape
 from .graph.network import Network, Node, Shape
 from .language.errors import SpecError
 
-__all__ = ["parse", "parse_shape", "Network", "Node", "Shape", "SpecError", "load"]
+__all__ = ["parse", "parse_shape", "Network", "Node", "Shape", "SpecError", "load", "train",
+           "load_run", "Run"]
 __version__ = "0.1.0"
+# training needs NumPy, which `import cnnkit` (and so `cnnkit summarize`) must not import
+_TRAINING_API = frozenset({"train", "load_run", "Run"})
 
 
-def load(path, **options) -> Network:
-    """Parse a spec file (``options`` as for ``parse``)."""
-    with open(path, encoding="utf-8") as handle:
-        return parse(handle.read(), filename=str(path), **options)
+def __getattr__(name: str):
+    if name in _TRAINING_API:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'cnnkit' has no attribute {name!r}")
+
+

@@ -49,11 +49,30 @@ def test_explain_shows_arithmetic():
     assert "(3*3*64)*128 = 73,728" in out
 
 
-def test_max_memory_answers_with_largest_batch():
+def test_max_memory_answers_last_with_the_unit_and_the_deciding_estimate():
     out = run("summarize", VGG16, "--max-memory", "4GB", "--optimizer", "adam").stdout
-    assert "largest batch that fits in 4GB: 14" in out
+    answer = out.split("max memory", 1)[1]
+    assert "4GB = 4,000,000,000 bytes = 3.7 GiB (GB = 10^9 bytes)" in answer
+    assert "largest batch 14 by the notes' formula, which decides" in answer
+    assert "training     batch 14, adam" in out  # the training line is at that batch
+    assert "GiB = 2^30 bytes" in run("summarize", VGG16, "--max-memory", "4GiB").stdout
     data = json.loads(run("summarize", VGG16, "--max-memory", "4GB", "-f", "json").stdout)
     assert data["max_memory"]["largest_batch"] > 14  # sgd keeps no optimizer state
+    assert data["training_memory"]["batch"] == data["max_memory"]["largest_batch"]
+    assert data["max_memory"]["executor_largest_batch"] >= 1
+    assert run("summarize", VGG16, "--max-memory", "4GB", "--batch", "2").exit_code == 2
+
+
+def test_max_memory_says_when_not_one_image_fits():
+    out = run("summarize", VGG16, "--max-memory", "100MiB").stdout
+    assert "MiB = 2^20 bytes" in out and "not even one image fits" in out
+
+
+def test_version():
+    from cnnkit import __version__
+
+    result = run("--version")
+    assert result.exit_code == 0 and result.stdout == f"cnnkit {__version__}\n"
 
 
 def test_input_and_rounding_options():

@@ -274,6 +274,17 @@ def parse_bytes(text: str) -> int:
     return int(float(match.group(1)) * UNITS[match.group(2).upper()])
 
 
+def unit_meaning(text: str) -> str:
+    """What the unit of a ``parse_bytes`` size means, so that nobody has to guess:
+    ``4GB`` -> "GB = 10^9 bytes", ``4GiB`` -> "GiB = 2^30 bytes" ("" for plain bytes)."""
+    unit = re.sub(r"[\d.\s]", "", text)
+    scale = UNITS[unit.upper()]
+    if scale == 1:
+        return ""
+    power = f"2^{scale.bit_length() - 1}" if scale & (scale - 1) == 0 else f"10^{len(str(scale)) - 1}"
+    return f"{unit} = {power} bytes"
+
+
 def human_bytes(n: int) -> str:
     for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if n >= scale:

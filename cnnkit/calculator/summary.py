@@ -9,7 +9,14 @@ from dataclasses import asdict, dataclass, field
 
 from ..graph.network import Network
 from .costs import IN_PLACE, layer_cost, receptive_field
-from .memory import DTYPE_BYTES, OPTIMIZER_SLOTS, MemoryEstimate, estimate, executor_terms
+from .memory import (
+    DTYPE_BYTES,
+    OPTIMIZER_SLOTS,
+    MemoryEstimate,
+    estimate,
+    executor_terms,
+    largest_batch,
+)
 
 SCHEMA = "cnnkit.summary/1"
 
@@ -59,6 +66,7 @@ class Summary:
     activations: int  # per image, as counted (see COUNTING_NOTE)
     memory: MemoryEstimate  # the CS231n notes' formula
     executor_memory: MemoryEstimate  # what cnnkit's own executor holds (what `train` measures)
+    name: str = ""  # the spec's file name, for titles and repr ("" when it has none)
 
     @property
     def activation_bytes(self) -> int:
@@ -72,6 +80,47 @@ class Summary:
     @property
     def output_shape(self) -> tuple[int, int, int]:
         return self.rows[-1].shape
+
+    @property
+    def headline(self) -> str:
+        """One line that tells networks apart: name, shapes, layers, parameters, MACs."""
+        name = f"{self.name}: " if self.name else ""
+        return (f"{name}{self.rows[0].output} -> {self.rows[-1].output}, {len(self.rows)} layers, "
+                f"{self.params:,} params, {self.macs:,} MACs")
+
+    def __repr__(self) -> str:
+        return f"<Summary {self.headline}>"
+
+    def __rich__(self):
+        """The table and totals that ``cnnkit summarize`` prints, fitted to the console."""
+        from .render import SummaryView
+
+        return SummaryView(self)
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows the summary as an HTML table."""
+        from .formats import to_html
+
+        return to_html(self)
+
+    def to_rows(self) -> list[dict]:
+        """One flat dict per layer (the CSV's columns, plus ``in_place``), for analysis."""
+        return [{"index": r.index, "name": r.name, "kind": r.kind, "output": r.output,
+                 "activations": r.activations, "in_place": r.in_place, "weights": r.weights,
+                 "biases": r.biases, "other_params": r.other_params, "state": r.state,
+                 "params": r.params, "macs": r.macs,
+                 "receptive_field": "x".join(map(str, r.receptive_field))}
+                for r in self.rows]
+
+    def to_pandas(self):
+        """``to_rows`` as a pandas DataFrame indexed by ``#``; pandas is optional, so it is
+        imported here and only here."""
+        try:
+            import pandas
+        except ImportError:
+            raise ImportError("Summary.to_pandas needs pandas (pip install pandas); "
+                              "Summary.to_rows gives the same rows as plain dicts") from None
+        return pandas.DataFrame(self.to_rows()).set_index("index")
 
     def to_dict(self) -> dict:
         """The stable JSON form (documented in docs/json-schema.md)."""
@@ -125,15 +174,49 @@ def summarize(network: Network, batch: int = 1, dtype: str = "float32",
     activations = sum(r.activations for r in rows if not r.in_place)
     params = sum(r.params for r in rows)
     state = sum(r.state for r in rows)
-    common = dict(input_size=rows[0].activations, params=params, state=state, batch=batch,
-                  dtype=dtype, optimizer=optimizer)
-    memory = estimate(activations=activations, **common)
-    executor = estimate(**common, **executor_terms(network, batch, dtype))
+    per_image = dict(input_size=rows[0].activations, params=params, state=state, dtype=dtype,
+                     optimizer=optimizer)
     return Summary(
         rows=rows, dtype=dtype, params=params, weights=sum(r.weights for r in rows),
         biases=sum(r.biases for r in rows), other_params=sum(r.other_params for r in rows),
-        state=state, macs=sum(r.macs for r in rows), activations=activations, memory=memory,
-        executor_memory=executor,
+        state=state, macs=sum(r.macs for r in rows), activations=activations,
+        memory=estimate(activations=activations, batch=batch, **per_image),
+        executor_memory=_executor_estimate(network, batch, per_image),
+        name="" if network.filename == "<spec>" else network.filename,
+    )
+
+
+def _executor_estimate(network: Network, batch: int, per_image: dict) -> MemoryEstimate:
+    return estimate(batch=batch, **per_image,
+                    **executor_terms(network, batch, per_image["dtype"]))
+
+
+@dataclass(frozen=True)
+class BatchFit:
+    """The largest training batch a memory budget holds, by each estimate (0: not one)."""
+
+    limit_bytes: int
+    formula_batch: int  # by the CS231n notes' formula: the upper bound, which decides
+    executor_batch: int  # by what cnnkit's engine holds, as `cnnkit train` checks it
+
+    def to_dict(self) -> dict:
+        return {"limit_bytes": self.limit_bytes, "largest_batch": self.formula_batch,
+                "executor_largest_batch": self.executor_batch}
+
+
+def fit_batch(network: Network, limit_bytes: int, dtype: str = "float32",
+              optimizer: str = "sgd") -> BatchFit:
+    """The largest batches whose training memory fits ``limit_bytes``.  Only the memory
+    terms are recomputed per batch tried, not the whole summary."""
+    one = summarize(network, dtype=dtype, optimizer=optimizer)
+    per_image = dict(input_size=one.rows[0].activations, params=one.params, state=one.state,
+                     dtype=dtype, optimizer=optimizer)
+    return BatchFit(
+        limit_bytes,
+        largest_batch(limit_bytes, lambda batch: estimate(
+            activations=one.activations, batch=batch, **per_image).total_bytes),
+        largest_batch(limit_bytes, lambda batch: _executor_estimate(
+            network, batch, per_image).total_bytes),
     )
 
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from enum import Enum
-from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
 from ..calculator.memory import DTYPE_BYTES, OPTIMIZER_SLOTS
+from ..graph.build import read_source
 from ..graph.sizes import ROUNDINGS
 from ..language.errors import SpecError
 from ..training.config import DEVICES
@@ -25,9 +26,27 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-# Piped output is not cut to 80 columns: tables stay one row per layer for grep and less.
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from .. import __version__
+
+        print(f"cnnkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", is_eager=True,
+                                          callback=_print_version,
+                                          help="Print cnnkit's version and exit.")) -> None:
+    """Options before the command (the app's help text is its own)."""
+
+
+# Piped output is not cut to 80 columns: tables stay one row per layer for grep and less,
+# unless COLUMNS asks for a width.
 console = Console(highlight=False)
-if not console.is_terminal:
+if not console.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
     console = Console(highlight=False, width=200)
 errors = Console(stderr=True, highlight=False)
 
@@ -103,7 +122,7 @@ def read_spec(path: str) -> tuple[str, str]:
     """The spec text and a display name; ``-`` reads standard input."""
     if path == "-":
         return sys.stdin.read(), "<stdin>"
-    return Path(path).read_text(encoding="utf-8"), path
+    return read_source(path), path
 
 
 def choices(name: str, values) -> type[Enum]:

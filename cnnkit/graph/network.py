@@ -85,3 +85,13 @@ class Network:
         from ..calculator import summarize
 
         return summarize(self, batch=batch, dtype=dtype, optimizer=optimizer)
+
+    def __repr__(self) -> str:
+        return f"<Network {self.summary().headline}>"
+
+    def __rich__(self):
+        """Printed with rich (or shown in a notebook): the summary's table and totals."""
+        return self.summary().__rich__()
+
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()
