@@ -230,23 +230,28 @@ def network(
     out: Path = typer.Option(None, "--out", "-o",
                              help=f"{OUT_HELP} (default: ./SPEC-NAME.png)."),
     title: str = typer.Option(None, help="Title (default: the file, parameters and MACs)."),
+    compact: bool = typer.Option(False, "--compact", help="Each RES or CAT piece as one box, "
+                                 "at smaller scales (ResNet-50 on one screen)."),
+    vertical: bool = typer.Option(False, "--vertical", help="Top to bottom instead of left "
+                                  "to right."),
     show: bool = typer.Option(False, "--show", help=SHOW_HELP),
 ) -> None:
     """A picture of the architecture in the style of the LeNet and AlexNet figures.
 
     Each volume is a box scaled by its height, width and depth (log-scaled where sizes
-    differ a lot) and labelled with its layer and shape; element-wise layers are named
-    under the box before them; RES and CAT branches side by side.  Needs no training run.
+    differ a lot) and labelled with its layer, every arrow with its tensor's shape;
+    element-wise layers are named under the box before them; RES and CAT branches side by
+    side; identical consecutive pieces drawn once with "x N".  Needs no training run.
     """
-    from ..graph.build import parse
+    from .summarize import load_network  # a spec, or an ONNX model read as `import` reads it
 
     with reported_errors():
-        text, name = read_spec(spec)
-        net = parse(text, filename=name, input_shape=input_shape)
+        net = load_network(spec, input_shape, None)
+    name = net.filename
     stem = Path(name).stem if name != "<stdin>" else "network"
     target = _out(out, Path(f"{stem}.png"))
     from ..viz.network import network_figure
 
     with _reported():
-        picture = network_figure(net, title=title)
+        picture = network_figure(net, title=title, compact=compact, vertical=vertical)
     _finish(picture, target, show)

@@ -103,11 +103,7 @@ def save(picture, path: str | Path) -> Path:
     try:
         with atomic_file(path) as handle:
             if is_figure(picture):
-                import matplotlib
-
-                with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "cnnkit"}):
-                    picture.savefig(handle, format=kind, dpi=picture.dpi,
-                                    metadata={"Date": None} if kind == "svg" else None)
+                write_figure(picture, handle, kind)
             elif kind == "png":
                 picture.save(handle, format="PNG", optimize=True)
             else:
@@ -115,6 +111,16 @@ def save(picture, path: str | Path) -> Path:
     except RunWriteError as error:
         raise VizError(f"{error}; choose another --out") from None
     return path
+
+
+def write_figure(figure, handle, kind: str) -> None:
+    """A Figure as PNG or SVG; the SVG keeps its text as text and is the same bytes for the
+    same picture (no date, fixed ids)."""
+    import matplotlib
+
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "cnnkit"}):
+        figure.savefig(handle, format=kind, dpi=figure.dpi,
+                       metadata={"Date": None} if kind == "svg" else None)
 
 
 def pixel_svg(image) -> str:
