@@ -409,8 +409,8 @@ def with_node(node, *initializers, dims=(1, 3, 8, 8)):
     (helper.make_node("Gemm", ["x", "w"], ["y"], name="fc", alpha=2.0),
      [("w", np.ones((192, 4), np.float32))], "Gemm 'fc': attribute alpha=2.0"),
     (helper.make_node("Softmax", ["x"], ["y"], name="sm"), (), "Softmax 'sm': attribute axis=-1"),
-    (helper.make_node("Conv", ["x", "w"], ["y"], name="c", pads=[0, 0, 1, 1]),
-     [("w", np.ones((4, 3, 3, 3), np.float32))], "Conv 'c': padding [0, 0, 1, 1]"),
+    (helper.make_node("Conv", ["x", "w"], ["y"], name="c", pads=[0, -1, 1, 1]),
+     [("w", np.ones((4, 3, 3, 3), np.float32))], "Conv 'c': attribute pads=[0, -1, 1, 1]"),
     (helper.make_node("Elu", ["x"], ["y"], name="elu"), (), "'elu' (Elu)"),
 ])
 def test_what_cnnkit_cannot_express_is_refused_by_name(tmp_path, node, initializers, message):

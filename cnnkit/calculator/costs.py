@@ -84,7 +84,7 @@ def receptive_field(node: Node, inputs: list[Field], shapes: list[Shape]) -> Fie
         (kh, kw), (sh, sw), (dh, dw) = node.attrs["kernel"], node.attrs["stride"], node.attrs["dilation"]
         size = (src.size[0] + dh * (kh - 1) * src.jump[0], src.size[1] + dw * (kw - 1) * src.jump[1])
         return Field(size, (src.jump[0] * sh, src.jump[1] * sw))
-    if node.kind in ("fc", "gap", "flatten") and not shapes[0].flat:
+    if node.kind in ("fc", "gap", "gmp", "flatten") and not shapes[0].flat:
         # every neuron sees the whole input volume: a window as large as the input.  A
         # FLATTEN's values each keep their own position's field, but the vector as a whole,
         # which is what the FC after it reads, covers the volume: FLATTEN -> FC must agree

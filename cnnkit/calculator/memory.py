@@ -167,6 +167,8 @@ def _kept_values(network, run) -> int:
             extra += size  # normalized input, slope or mask
         if kind == "lrn":
             extra += 2 * size  # the denominator and the scale
+        if kind == "gmp":
+            extra += size  # where each map's maximum is
     return sum(nodes[i].out.size for i in held) + extra
 
 

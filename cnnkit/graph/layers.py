@@ -74,6 +74,21 @@ class Options:
             raise self._fail(arg, f"a whole number >= {minimum}")
         return h, w
 
+    def sides(self, key: str) -> tuple[int, int, int, int]:
+        """``pad=1``, ``pad=1x2`` (height x width), each axis maybe ``before:after``
+        (``pad=0x1:2``: no rows, one column on the left and two on the right), as
+        (top, bottom, left, right)."""
+        arg = self.values[key]
+        axis = r"([0-9]+)(?::([0-9]+))?"
+        match = re.fullmatch(rf"{axis}(?:[xX]{axis})?", arg.value)
+        if not match:
+            raise self._fail(arg, "P, HxW like 1x2, or before:after per axis like 0x1:2")
+        top, bottom, left, right = (whole_number(g, arg.span) if g is not None else None
+                                    for g in match.groups())
+        height = (top, top if bottom is None else bottom)
+        width = height if left is None else (left, left if right is None else right)
+        return height + width
+
     def number(self, key: str, default: float, low: float, high: float, closed_high=False) -> float:
         arg = self.values.get(key)
         if arg is None:
@@ -138,8 +153,7 @@ def _window(
     elif pad_arg.value.lower() == "valid":
         top = bottom = left = right = 0
     else:
-        top, left = opts.pair("pad", (0, 0), minimum=0)
-        bottom, right = top, left
+        top, bottom, left, right = opts.sides("pad")
     round_arg = opts.choice("round", rounding, ROUNDINGS)
     h = axis_size(shape.h, eff[0], stride[0], top, bottom, round_arg,
                   axis="height", layer=layer, span=span)
@@ -153,15 +167,35 @@ def _window(
     return (top, h.pad_after, left, w.pad_after), h.out, w.out, explain, overhang
 
 
-CONV_OPTIONS = {"stride": "S or SxT", "pad": "P, same or valid", "dilation": "D",
+PAD_FORMS = "P, PxQ, before:after per axis (0x1:2)"
+CONV_OPTIONS = {"stride": "S or SxT", "pad": f"{PAD_FORMS}, same or valid", "dilation": "D",
                 "groups": "G", "bias": "true/false", "round": "strict/floor/ceil"}
-POOL_OPTIONS = {"stride": "S", "pad": "P", "round": "strict/floor/ceil"}
+POOL_OPTIONS = {"stride": "S", "pad": PAD_FORMS, "round": "strict/floor/ceil",
+                "count_pad": "true/false (average pooling)"}
+
+
+def _one_dimensional(shape: Shape, kernel: tuple[int, int], square: bool, layer: str,
+                     span: Span) -> None:
+    """A square window written as one number (CONV3, POOL2) on a one-row (or one-column)
+    input: all but one of its rows would only see padding, or not fit.  The 1-D window is
+    written with both sizes: CONV1x3, POOL1x2."""
+    if not square or kernel[0] == 1 or (shape.h == 1) == (shape.w == 1):
+        return
+    k, lines = kernel[0], "row" if shape.h == 1 else "column"
+    one_d = re.sub(r"^([A-Z]+)[0-9]+", rf"\g<1>{'1x' if shape.h == 1 else ''}{k}"
+                   f"{'' if shape.h == 1 else 'x1'}", layer, count=1)
+    raise SpecError(
+        f"{layer}: a {k}x{k} window on a one-{lines} input ({shape}): its {k - 1} other "
+        f"{lines}{'s' if k > 2 else ''} would only see padding, or not fit",
+        span, f"a 1-D window is written with both sizes: `{one_d}`",
+    )
 
 
 def conv(shape, opts: Options, match, span, rounding) -> Built:
     layer = opts.layer
     _spatial(shape, layer, span)
     kh, kw = _kernel(match.group(1), match.group(2), span)
+    _one_dimensional(shape, (kh, kw), match.group(2) is None, layer, span)
     out_channels = whole_number(match.group(3), span)
     if min(kh, kw, out_channels) < 1:
         raise SpecError(f"{layer}: kernel size and filter count must be at least 1", span)
@@ -190,6 +224,7 @@ def pool(shape, opts: Options, match, span, rounding) -> Built:
     kh, kw = _kernel(match.group(2), match.group(3), span)
     if min(kh, kw) < 1:
         raise SpecError(f"{opts.layer}: the window size must be at least 1", span)
+    _one_dimensional(shape, (kh, kw), match.group(3) is None, opts.layer, span)
     stride = opts.pair("stride", (kh, kw))
     pad, oh, ow, explain, overhang = _window(
         shape, opts, opts.layer, span, rounding, kernel=(kh, kw), stride=stride,
@@ -198,11 +233,27 @@ def pool(shape, opts: Options, match, span, rounding) -> Built:
     if max(pad[0], pad[1]) >= kh or max(pad[2], pad[3]) >= kw:
         raise SpecError(f"{opts.layer}: padding must be smaller than the window", span)
     attrs = dict(mode=mode, kernel=(kh, kw), stride=stride, dilation=(1, 1), pad=pad)
-    if mode == "avg" and any(overhang):  # left out of the averages' divisors
+    count_pad = _count_pad(opts, mode)
+    if not count_pad:  # windows at the border shrink: they average the image pixels only
+        attrs["count_pad"] = False
+        explain.append("the average divides by the image pixels in each window, not the "
+                       "padding (PyTorch's count_include_pad=False)")
+    elif mode == "avg" and any(overhang):  # left out of the averages' divisors
         attrs["overhang"] = overhang
         explain.append(f"the average leaves out the {overhang[0]} row(s) and {overhang[1]} "
                        "column(s) of ceil overhang, as PyTorch and Caffe do")
     return Built("pool", attrs, Shape(oh, ow, shape.c), tuple(explain))
+
+
+def _count_pad(opts: Options, mode: str) -> bool:
+    """Whether an average counts written padding in its divisor (the default, PyTorch's
+    count_include_pad); a max pool never sees its padding, so the option is not its."""
+    count_pad = opts.flag("count_pad", True)
+    if mode == "max" and opts.raw("count_pad") is not None:
+        raise SpecError(f"{opts.layer}: count_pad applies to average pooling only; a max "
+                        "pool never takes its padding (-inf) as the maximum",
+                        opts.raw("count_pad").span, "write AVGPOOL to average")
+    return count_pad
 
 
 def _kernel(height: str, width: str | None, span: Span) -> tuple[int, int]:
@@ -223,6 +274,12 @@ def fc(shape, opts: Options, match, span, rounding) -> Built:
 def gap(shape, opts, match, span, rounding) -> Built:
     _spatial(shape, opts.layer, span)
     return Built("gap", {}, Shape(1, 1, shape.c), (f"averages each {shape.h}x{shape.w} map",))
+
+
+def gmp(shape, opts, match, span, rounding) -> Built:
+    _spatial(shape, opts.layer, span)
+    return Built("gmp", {}, Shape(1, 1, shape.c),
+                 (f"keeps the largest value of each {shape.h}x{shape.w} map",))
 
 
 def flatten(shape, opts, match, span, rounding) -> Built:
@@ -266,6 +323,7 @@ LAYER_TYPES = [
           stems=("MAXPOOL", "AVGPOOL", "POOL")),
     _type(r"FC-?([0-9]+)", fc, {"bias": "true/false"}, example="FC-10", stems=("FC",)),
     _type(r"GAP", gap, example="GAP"),
+    _type(r"GMP", gmp, example="GMP"),
     _type(r"FLATTEN", flatten, example="FLATTEN"),
     _type(r"ID", same_shape("id"), example="ID"),
     _type(r"RELU", same_shape("relu"), example="RELU"),

@@ -40,14 +40,15 @@ class Shape:
 #          ceil rounding; rows that floor rounding drops are simply never read.
 #   pool:  mode ('max' | 'avg'), kernel, stride, pad (as conv), dilation=(1, 1); an average
 #          pool with ceil overhang also has overhang=(rows, cols), the part of the bottom and
-#          right padding that its divisors leave out (written padding counts, as zeros)
-#   gap:   -          fc: units, bias       flatten: -        id: -
+#          right padding that its divisors leave out (written padding counts, as zeros);
+#          one with count_pad=False divides by the image pixels of each window alone
+#   gap:   -          gmp: -  (global max)  fc: units, bias   flatten: -        id: -
 #   relu / tanh / sigmoid / softmax: -      lrelu: alpha      dropout: p
 #   bn:    eps, momentum                    lrn: size, alpha, beta, k
 #   add:   -  (sum of all inputs)           concat: -  (channel concat of all inputs)
 #   input: -
 KINDS = (
-    "input", "conv", "pool", "gap", "fc", "flatten", "id", "relu", "lrelu", "tanh",
+    "input", "conv", "pool", "gap", "gmp", "fc", "flatten", "id", "relu", "lrelu", "tanh",
     "sigmoid", "softmax", "dropout", "bn", "lrn", "add", "concat",
 )
 

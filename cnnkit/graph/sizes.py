@@ -94,6 +94,10 @@ def _fixes(n: int, k: int, stride: int, before: int, after: int, exact: Fraction
     if pad is not None:
         options.append(f"pad={pad} (output {(n + 2 * pad - k) // stride + 1})")
     overshoot = (n + before + after - k) % stride  # > 0: the size does not divide
+    grown = after + stride - overshoot  # the padding after that makes it divide
+    if grown < k:  # a window wholly in the padding would see nothing
+        options.append(f"{before}:{grown} padding on the {axis} (pad= takes before:after "
+                       f"per axis; output {(n + before + grown - k) // stride + 1})")
     # the nearest input sizes that divide; the smaller one still fits the window, as n does
     sizes = [m for m in (n - overshoot, n + stride - overshoot) if m >= 1]
     options.append(

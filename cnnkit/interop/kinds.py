@@ -129,18 +129,17 @@ def conv_torch(node: Node, layout: Layout) -> TorchLayer:
     return TorchLayer(padded_call(a["pad"], native), f"nn.Conv2d({', '.join(args)})")
 
 
-def has_overhang(node: Node) -> bool:
-    return any(node.attrs.get("overhang", (0, 0)))
-
-
 def avg_divisor_correction(node: Node, layout: Layout) -> dict[str, np.ndarray]:
-    """For an average pool with ceil overhang: kh*kw / the engine's divisor per output
-    pixel, (1, 1, Ho, Wo), to multiply a count-the-padding average by."""
-    if not has_overhang(node):
+    """For an average pool whose windows do not all divide by kh*kw (ceil overhang, or
+    count_pad=False with padding): kh*kw / the engine's divisor per output pixel,
+    (1, 1, Ho, Wo), to multiply a count-the-padding average by."""
+    if node.attrs["mode"] != "avg":
         return {}
     from ..engine.layers.pool import AvgPool  # the engine's own divisors, not a second copy
 
     scale = AvgPool(node, [in_shape(node, layout)], np, "float64").scale  # (Ho, Wo, 1)
+    if np.ndim(scale) == 0:
+        return {}
     kh, kw = node.attrs["kernel"]
     return {"correction": (kh * kw * scale).transpose(2, 0, 1)[None]}
 
@@ -148,37 +147,41 @@ def avg_divisor_correction(node: Node, layout: Layout) -> dict[str, np.ndarray]:
 def pool_onnx(g, node: Node, xs: list[str]) -> str:
     """Max: padding counts as -inf (MaxPool's own).  Average: every window lies inside the
     padded input (the ceil overhang is padding in the graph), so count_include_pad divides
-    by kh*kw everywhere, and the overhang's divisors are then corrected by a product."""
+    by kh*kw everywhere, and divisors that differ (overhang, count_pad=False) are then
+    corrected by a product."""
     a = node.attrs
     window = dict(kernel_shape=list(a["kernel"]), strides=list(a["stride"]),
                   pads=onnx_pads(a["pad"]))
     if a["mode"] == "max":
         return g.op("MaxPool", [xs[0]], **window)
     y = g.op("AveragePool", [xs[0]], count_include_pad=1, **window)
-    if has_overhang(node):
+    if avg_divisor_correction(node, g.layout):
         y = g.op("Mul", [y, g.param(node, "correction")])
     return y
 
 
 def pool_torch(node: Node, layout: Layout) -> TorchLayer:
+    """Max pools and averages that torch pads itself (symmetric padding up to half the
+    window) are one module; other padding is an F.pad before it, and divisors torch cannot
+    count so (count_pad=False over F.pad's zeros, the overhang of wide padding) a buffer
+    of corrections after it."""
     a = node.attrs
     if a["mode"] == "max":
         native = symmetric(a["pad"], a["kernel"])
         module = f"nn.MaxPool2d({', '.join(window_args(a, native))})"
         return TorchLayer(padded_call(a["pad"], native, 'float("-inf")'), module)
-    if not has_overhang(node):  # AvgPool2d counts its padding (count_include_pad)
-        native = symmetric(a["pad"], a["kernel"])
-        module = f"nn.AvgPool2d({', '.join(window_args(a, native))})"
-        return TorchLayer(padded_call(a["pad"], native), module)
     top, bottom, left, right = a["pad"]
-    written = (top, bottom - a["overhang"][0], left, right - a["overhang"][1])
-    native = symmetric(written, a["kernel"])
+    overhang = a.get("overhang", (0, 0))
+    native = symmetric((top, bottom - overhang[0], left, right - overhang[1]), a["kernel"])
     if native is not None:  # ceil_mode leaves the overhang out of the divisors, as cnnkit does
-        args = window_args(a, native) + ["ceil_mode=True"]
+        args = window_args(a, native) + (["ceil_mode=True"] if any(overhang) else []) + (
+            [] if a.get("count_pad", True) else ["count_include_pad=False"])
         return TorchLayer("{m}({x})", f"nn.AvgPool2d({', '.join(args)})")
-    correction = avg_divisor_correction(node, layout)["correction"]
-    return TorchLayer(padded_call(a["pad"], None) + " * {m}.correction",
-                      f"nn.AvgPool2d({', '.join(window_args(a, None))})",
+    module = f"nn.AvgPool2d({', '.join(window_args(a, None))})"
+    correction = avg_divisor_correction(node, layout).get("correction")
+    if correction is None:
+        return TorchLayer(padded_call(a["pad"], None), module)
+    return TorchLayer(padded_call(a["pad"], None) + " * {m}.correction", module,
                       {"correction": correction.shape})
 
 
@@ -293,6 +296,7 @@ KINDS: dict[str, Kind] = {
     "conv": Kind(conv_onnx, conv_torch, conv_params),
     "pool": Kind(pool_onnx, pool_torch, constants=avg_divisor_correction),
     "gap": Kind(op("GlobalAveragePool"), call("torch.mean({x}, dim=(2, 3), keepdim=True)")),
+    "gmp": Kind(op("GlobalMaxPool"), call("torch.amax({x}, dim=(2, 3), keepdim=True)")),
     "fc": Kind(fc_onnx, fc_torch, conv_params),
     "flatten": Kind(flatten_onnx, flatten_torch),
     "id": Kind(alias_onnx, call("{x}")),

@@ -79,6 +79,12 @@ def pair(a: int, b: int) -> str:
     return str(a) if a == b else f"{a}x{b}"
 
 
+def sides(top: int, left: int, bottom: int, right: int) -> str:
+    """ONNX's pads as the value of cnnkit's ``pad=``: ``1``, ``1x2``, ``0x1:2``."""
+    height, width = (str(a) if a == b else f"{a}:{b}" for a, b in ((top, bottom), (left, right)))
+    return height if height == width else f"{height}x{width}"
+
+
 def word(stem: str, *options: str | None) -> str:
     given = [o for o in options if o]
     return f"{stem}({', '.join(given)})" if given else stem
@@ -210,11 +216,11 @@ class Reading:
 
     def emit_window(self, stem: str, options: list[str], x: int | Pending, kernel, stride,
                     dilation, pads, ceil: bool, default_pad=(0, 0), fits=None,
-                    arrays=None) -> int:
+                    arrays=None, variants=(None,)) -> int:
         """A convolution or pooling whose windows are the operator's: the first way of
-        writing its padding and rounding (as few options as possible) with which cnnkit
-        builds the same output size and the same top/left padding, and (``fits``) the same
-        divisors."""
+        writing its padding and rounding (as few options as possible; ``variants``: one
+        more option to try, e.g. an average's count_pad) with which cnnkit builds the same
+        output size and the same top/left padding, and (``fits``) the same divisors."""
         if isinstance(x, Pending):  # a Pad before: its padding adds to the operator's
             pads = tuple(a + b for a, b in zip(pads, x.pads))
             x = x.layer
@@ -228,24 +234,27 @@ class Reading:
         if None in target:
             raise self.fail(f"its {kernel[0]}x{kernel[1]} window does not fit the input {shape}")
         pad = None if (top, left) == tuple(default_pad) else f"pad={pair(top, left)}"
-        for pad_option in (pad, "pad=same"):
-            for round_option in (None, "round=ceil"):
-                text = word(stem, *options, pad_option, round_option)
-                node, floor = self.build(text, x), False
-                if node is None and round_option is None:
-                    node, floor = self.build(text, x, "floor"), True
-                if node is None or (node.out.h, node.out.w) != target:
-                    continue
-                if (node.attrs["pad"][0], node.attrs["pad"][2]) != (top, left):
-                    continue
-                if fits is not None and not fits(node, x):
-                    continue
-                self.floor_used |= floor
-                return self.add(Layer(node.kind, text, (x,), node.out, node.attrs,
-                                      self.source, arrays or {}))
+        exact = f"pad={sides(*pads)}"
+        attempts = [(pad_option, round_option, variant)
+                    for pad_option in dict.fromkeys((pad, "pad=same", exact))
+                    for round_option in (None, "round=ceil") for variant in variants]
+        for pad_option, round_option, variant in attempts:
+            text = word(stem, *options, pad_option, round_option, variant)
+            node, floor = self.build(text, x), False
+            if node is None and round_option is None:
+                node, floor = self.build(text, x, "floor"), True
+            if node is None or (node.out.h, node.out.w) != target:
+                continue
+            if (node.attrs["pad"][0], node.attrs["pad"][2]) != (top, left):
+                continue
+            if fits is not None and not fits(node, x):
+                continue
+            self.floor_used |= floor
+            return self.add(Layer(node.kind, text, (x,), node.out, node.attrs,
+                                  self.source, arrays or {}))
         raise self.fail(f"padding {list(pads)} (top, left, bottom, right) with "
                         f"ceil_mode={int(ceil)} on a {shape} input cannot be written in "
-                        "cnnkit's language (symmetric pad=P, pad=same, or the overhang of "
+                        "cnnkit's language (pad= per side, pad=same, or the overhang of "
                         "round=ceil)")
 
 
@@ -320,13 +329,7 @@ def read_conv(r: Reading) -> None:
 
 
 def read_pool(r: Reading) -> None:
-    op = r.node.op_type
-    if op == "GlobalMaxPool":
-        r.attributes()
-        shape = r.shape(r.tensor(0))
-        r.emit(f"MAXPOOL{pair(shape.h, shape.w)}", r.tensor(0))
-        return
-    average = op == "AveragePool"
+    average = r.node.op_type == "AveragePool"
     extra = dict(count_include_pad=0) if average else dict(storage_order=0)
     a = r.attributes(kernel_shape=None, strides=None, pads=None, dilations=None,
                      auto_pad="NOTSET", ceil_mode=0, **extra)
@@ -345,20 +348,22 @@ def read_pool(r: Reading) -> None:
     pads = spatial_pads(r, a, shape, kernel, stride, (1, 1))
     stem = f"{'AVGPOOL' if average else 'MAXPOOL'}{pair(*kernel)}"
     options = [f"stride={pair(*stride)}" if stride != kernel else None]
-    fits = None
+    fits, variants = None, (None,)
     if average:
         fits = average_divisors(r, pads, shape, bool(a["count_include_pad"]),
                                 isinstance(x, Pending))
+        variants = (None, "count_pad=false")
     r.emit_window(stem, options, x, kernel, stride, (1, 1), pads, bool(a["ceil_mode"]),
-                  fits=fits)
+                  fits=fits, variants=variants)
 
 
 def average_divisors(r: Reading, pads, shape: Shape, include_pad: bool, padded: bool):
     """The check that cnnkit's divisors are the operator's.  cnnkit counts written padding
     and leaves out the overhang of ceil rounding (as PyTorch does, and ONNX with
-    count_include_pad=1); count_include_pad=0 counts the image alone.  A cnnkit export
-    writes the ceil overhang as padding and multiplies by a correction: that Mul is read
-    here, as part of the pool."""
+    count_include_pad=1); count_include_pad=0 counts the image alone, as cnnkit's
+    count_pad=false does.  A cnnkit export writes the ceil overhang as padding and
+    multiplies by a correction (also for count_pad=false): that Mul is read here, as part
+    of the pool."""
     correction = r.sole_consumer(("Mul",))
     if correction is not None:
         factor = next((r.values.get(v) for v in correction.input if v != r.node.output[0]),
@@ -368,6 +373,8 @@ def average_divisors(r: Reading, pads, shape: Shape, include_pad: bool, padded: 
     def fits(node: Node, x: int) -> bool:
         if correction is not None:
             return corrected(node, x, factor, correction)
+        if not node.attrs.get("count_pad", True):  # a Pad's zeros are the image to ONNX
+            return not (include_pad or padded)
         top, bottom, left, right = node.attrs["pad"]
         overhang = node.attrs.get("overhang", (0, 0))
         onnx_top, onnx_left, onnx_bottom, onnx_right = pads
@@ -385,12 +392,11 @@ def average_divisors(r: Reading, pads, shape: Shape, include_pad: bool, padded: 
         return True
 
     def corrected(node: Node, x: int, factor: Constant, mul) -> bool:
-        if "overhang" not in node.attrs:
-            return False
         alone = Network([Node(0, "INPUT", "input", (), shape), node])  # node reads node 0
-        ours = avg_divisor_correction(node, Layout(alone))["correction"]
+        ours = avg_divisor_correction(node, Layout(alone)).get("correction")
         theirs = factor.value()
-        if theirs.shape != ours.shape or not np.array_equal(ours.astype(theirs.dtype), theirs):
+        if ours is None or theirs.shape != ours.shape or \
+                not np.array_equal(ours.astype(theirs.dtype), theirs):
             return False
         r.absorbed.add(id(mul))
         r.values[mul.output[0]] = len(r.layers)  # the pool about to be added
@@ -399,9 +405,9 @@ def average_divisors(r: Reading, pads, shape: Shape, include_pad: bool, padded: 
     return fits
 
 
-def read_gap(r: Reading) -> None:
+def read_global_pool(r: Reading) -> None:
     r.attributes()
-    r.emit("GAP", r.tensor(0))
+    r.emit("GAP" if r.node.op_type == "GlobalAveragePool" else "GMP", r.tensor(0))
 
 
 def read_fc(r: Reading) -> None:
@@ -629,8 +635,9 @@ ACTIVATIONS = {"relu": "Relu", "lrelu": "LeakyRelu", "tanh": "Tanh", "sigmoid": 
 
 READERS: dict[str, Reader] = {
     "conv": Reader(("Conv",), read_conv),
-    "pool": Reader(("MaxPool", "AveragePool", "GlobalMaxPool"), read_pool),
-    "gap": Reader(("GlobalAveragePool",), read_gap),
+    "pool": Reader(("MaxPool", "AveragePool"), read_pool),
+    "gap": Reader(("GlobalAveragePool",), read_global_pool),
+    "gmp": Reader(("GlobalMaxPool",), read_global_pool),
     "fc": Reader(("Gemm", "MatMul"), read_fc),
     "flatten": Reader(("Flatten", "Reshape"), read_flatten),
     "id": Reader(("Identity",), read_identity),  # an alias: no layer of its own

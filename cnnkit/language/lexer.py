@@ -30,6 +30,9 @@ TOKEN_PATTERNS = [
     ("COMMENT", r"#[^\n]*"),
     ("NEWLINE", r"\n[\n \t\r\f]*"),  # with the blank lines after it
     ("ARROW", r"->|→"),
+    # padding per side, before:after on an axis: pad=0:1, pad=0x1:2 (only with a colon)
+    ("SIDES", r"(?=[0-9][0-9xX]*:)[0-9]+(?::[0-9]+)?(?:[xX][0-9]+(?::[0-9]+)?)?"
+              r"(?![A-Za-z0-9_:])"),
     ("SHAPE", r"[0-9]+(?:[xX][0-9]+)+(?![A-Za-z0-9_])"),
     ("NUMBER", r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?(?![A-Za-z0-9_])"),
     ("WORD", r"[A-Za-z_][A-Za-z0-9_]*(?:-[0-9]+)?"),
@@ -128,5 +131,9 @@ def _unexpected(source: str, start: int, span: Span) -> SpecError:
     if run[:1].isdigit():
         return SpecError(f"`{run}` is not a number", Span(span.line, span.col, len(run)),
                          "numbers look like 2, 0.5 or 1e-5; layer names start with a letter")
+    if source[start] == ":":
+        return SpecError("unexpected `:`", span, "padding per side is before:after on one "
+                         "axis, height x width: pad=1:2, or pad=0x1:2 (height 0, width 1 "
+                         "left and 2 right)")
     return SpecError(f"unexpected character `{source[start]}`", span,
                      "layers are written like CONV3-64, FC-10 or POOL2, joined by `->`")

@@ -231,7 +231,7 @@ class _Parser:
         return Arg(None, value.text, value.span)
 
     def value(self) -> Token:
-        if self.token.kind not in ("NUMBER", "WORD", "SHAPE"):
+        if self.token.kind not in ("NUMBER", "WORD", "SHAPE", "SIDES"):
             raise SpecError(
                 f"expected an option value, found {self.token.describe()}",
                 self.token.span,

@@ -13,14 +13,14 @@ from .conv import Conv
 from .dense import FC, Flatten
 from .dropout import Dropout
 from .normalization import LRN, BatchNorm
-from .pool import AvgPool, GlobalAvgPool, MaxPool, pool
+from .pool import AvgPool, GlobalAvgPool, GlobalMaxPool, MaxPool, pool
 from .routing import Add, Concat, Identity
 
 LAYERS = {
     "input": Identity, "id": Identity, "conv": Conv, "pool": pool, "gap": GlobalAvgPool,
-    "fc": FC, "flatten": Flatten, "relu": ReLU, "lrelu": LeakyReLU, "tanh": Tanh,
-    "sigmoid": Sigmoid, "softmax": Softmax, "dropout": Dropout, "bn": BatchNorm, "lrn": LRN,
-    "add": Add, "concat": Concat,
+    "gmp": GlobalMaxPool, "fc": FC, "flatten": Flatten, "relu": ReLU, "lrelu": LeakyReLU,
+    "tanh": Tanh, "sigmoid": Sigmoid, "softmax": Softmax, "dropout": Dropout, "bn": BatchNorm,
+    "lrn": LRN, "add": Add, "concat": Concat,
 }
 
 
@@ -34,6 +34,6 @@ def make_layer(node: Node, in_shapes: Sequence[Shape], xp=numpy, dtype="float32"
 
 __all__ = [
     "LAYERS", "Add", "AvgPool", "BatchNorm", "Concat", "Conv", "Dropout", "FC", "Flatten",
-    "GlobalAvgPool", "Identity", "LRN", "Layer", "LeakyReLU", "MaxPool", "ReLU", "Sigmoid",
+    "GlobalAvgPool", "GlobalMaxPool", "Identity", "LRN", "Layer", "LeakyReLU", "MaxPool", "ReLU", "Sigmoid",
     "Softmax", "Tanh", "make_layer", "softmax",
 ]

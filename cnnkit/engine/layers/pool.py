@@ -1,4 +1,4 @@
-"""Max, average and global average pooling over NHWC arrays."""
+"""Max, average, global average and global max pooling over NHWC arrays."""
 
 from __future__ import annotations
 
@@ -96,25 +96,31 @@ class MaxPool(Layer):
 class AvgPool(Layer):
     """Mean over each window, written padding counted as zeros (PyTorch's and Caffe's
     count_include_pad): the divisor is kh*kw, except where a window reaches into the
-    overhang of ceil rounding, which is left out (``_scale``)."""
+    overhang of ceil rounding, which is left out; with count_pad=False a window divides
+    by the image pixels under it alone, so windows shrink at the border (``_scale``)."""
 
     def __init__(self, node, in_shapes, xp, dtype, seed=0):
         super().__init__(node, in_shapes, xp, dtype, seed)
         self.window = Window(node.attrs, node.name, in_shapes[0], node.out)
         self.scratch = Scratch(xp)
-        self.scale = self._scale(node.attrs.get("overhang", (0, 0)))
+        self.scale = self._scale(node.attrs.get("overhang", (0, 0)),
+                                 node.attrs.get("count_pad", True))
 
-    def _scale(self, overhang: tuple[int, int]):
-        """1/divisor: a number, or (Ho, Wo, 1) when some windows reach into the overhang."""
+    def _scale(self, overhang: tuple[int, int], count_pad: bool):
+        """1/divisor: a number, or (Ho, Wo, 1) when windows differ in what they count."""
         window = self.window
-        if not any(overhang):
-            return 1.0 / len(window.offsets)
         counts = []
-        for axis in (0, 1):  # taps of each window that fall before the overhang
+        for axis in (0, 1):  # taps of each window inside the counted stretch of the axis
             k, stride, out = window.kernel[axis], window.stride[axis], window.out_hw[axis]
-            end = window.padded_hw[axis] - overhang[axis]
-            counts.append(numpy.clip(end - stride * numpy.arange(out), 0, k))
+            before = window.pad[2 * axis]
+            start, end = ((0, window.padded_hw[axis] - overhang[axis]) if count_pad else
+                          (before, before + window.in_hw[axis]))
+            first = stride * numpy.arange(out)
+            counts.append(numpy.clip(numpy.minimum(first + k, end) - numpy.maximum(first, start),
+                                     0, k))
         divisors = numpy.outer(*counts)[:, :, None]
+        if (divisors == len(window.offsets)).all():
+            return 1.0 / len(window.offsets)
         return self.xp.asarray(1.0 / divisors, dtype=self.dtype)
 
     def forward(self, xs, train):
@@ -149,6 +155,23 @@ class GlobalAvgPool(Layer):
         dx = self.xp.empty(self._in_shape, dy.dtype)
         dx[...] = dy.reshape(n, 1, 1, c) * (1.0 / (h * w))
         return [dx]
+
+
+class GlobalMaxPool(Layer):
+    """Max over H and W, 1-max pooling over time for a sentence CNN: (N, H, W, C) ->
+    (N, 1, 1, C).  The gradient goes to the first maximum of each map (as in PyTorch)."""
+
+    def forward(self, xs, train):
+        x = xs[0]
+        n, h, w, c = x.shape
+        self._in_shape = x.shape
+        self._first_max = x.reshape(n, h * w, c).argmax(axis=1)  # (N, C)
+        return x.max(axis=(1, 2), keepdims=True)
+
+    def backward(self, dy):
+        n, h, w, c = self._in_shape
+        at_max = self.xp.arange(h * w)[None, :, None] == self._first_max[:, None, :]
+        return [(at_max * dy.reshape(n, 1, c)).reshape(self._in_shape)]
 
 
 def pool(node, in_shapes, xp, dtype, seed=0) -> Layer:
