@@ -170,7 +170,8 @@ def activations(
 
 @visualize_app.command()
 def curves(
-    runs: list[Path] = typer.Argument(..., help="One or more run directories to overlay."),
+    runs: list[Path] = typer.Argument(..., help="One or more run directories, or sweep folders "
+                                                "(all their trials), to overlay."),
     out: Path = typer.Option(None, "--out", "-o", help=f"{OUT_HELP} (default: "
                              "RUN/viz/curves.png for one run, ./curves.png for several)."),
     title: str = typer.Option(None, help="Title above the plots."),

@@ -13,12 +13,13 @@ DPI = 100
 
 
 def read_runs(paths) -> list[tuple[str, list[dict]]]:
-    """(label, metrics rows) per run directory; labels are the directory names, made
-    unique with their parents when two runs share a name."""
+    """(label, metrics rows) per run directory (a sweep folder stands for its trials);
+    labels are the directory names, made unique with their parents when two runs share a name."""
+    from ..sweep.plan import expand_sweeps
     from ..training.rundir import RunDirectory
 
     runs = []
-    for path in paths:
+    for path in expand_sweeps(paths):
         run = RunDirectory(path)
         if not run.path.is_dir():
             raise VizError(f"{path} is not a run directory (make one with `cnnkit train`)")
