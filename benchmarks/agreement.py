@@ -54,6 +54,8 @@ from cnnkit.interop.arrays import cnnkit_arrays
 from cnnkit.interop.layout import Layout
 from cnnkit.interop.names import module_path
 
+from .common import randomize
+
 ROOT = Path(__file__).resolve().parent.parent
 BIG_INPUT = 100 * 100  # input pixels from which a network defaults to batch 1
 GRAD_FLOOR = 1e-4  # a parameter gradient is measured against at least this x the largest one
@@ -154,21 +156,6 @@ class Agreement:
     @property
     def max_error(self) -> float:
         return max(self.worst(q) for q in ("forward", "loss", "param_grad", "input_grad", "state"))
-
-
-def randomize(model: Model, seed: int) -> None:
-    """Gives biases, BN gamma/beta and running statistics non-trivial values (weights keep
-    cnnkit's initialization), so a mix-up between them cannot go unnoticed."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        p, s = layer.params, layer.state
-        if "b" in p:
-            p["b"][...] = rng.normal(0, 0.1, p["b"].shape)
-        if "gamma" in p:
-            p["gamma"][...] = rng.uniform(0.5, 1.5, p["gamma"].shape)
-            p["beta"][...] = rng.normal(0, 0.1, p["beta"].shape)
-            s["running_mean"][...] = rng.normal(0, 0.1, s["running_mean"].shape)
-            s["running_var"][...] = rng.uniform(0.5, 1.5, s["running_var"].shape)
 
 
 def _notes(network: Network) -> list[str]:

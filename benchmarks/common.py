@@ -211,3 +211,18 @@ def conv_macs(network: Network) -> list[tuple[int, str, int]]:
     """(node index, name, MACs per image) of every conv node."""
     summary = network.summary()
     return [(row.index, row.name, row.macs) for row in summary.rows if row.kind == "conv"]
+
+
+def randomize(model, seed: int) -> None:
+    """Gives biases, BN gamma/beta and running statistics non-trivial values (weights keep
+    cnnkit's initialization), so a mix-up between them cannot go unnoticed."""
+    rng = numpy.random.default_rng(seed)
+    for layer in model.layers:
+        p, s = layer.params, layer.state
+        if "b" in p:
+            p["b"][...] = rng.normal(0, 0.1, p["b"].shape)
+        if "gamma" in p:
+            p["gamma"][...] = rng.uniform(0.5, 1.5, p["gamma"].shape)
+            p["beta"][...] = rng.normal(0, 0.1, p["beta"].shape)
+            s["running_mean"][...] = rng.normal(0, 0.1, s["running_mean"].shape)
+            s["running_var"][...] = rng.uniform(0.5, 1.5, s["running_var"].shape)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 import cnnkit
+from benchmarks.common import randomize
 from cnnkit.engine.model import Model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,16 +67,7 @@ def engine(network, dtype: str, seed: int = 0) -> Model:
     """A model whose biases, BN parameters and running statistics are not their defaults,
     so that a mix-up between them shows."""
     model = Model(network, dtype=dtype, seed=seed)
-    rng = np.random.default_rng(seed + 1)
-    for layer in model.layers:
-        p, s = layer.params, layer.state
-        if "b" in p:
-            p["b"][...] = rng.normal(0, 0.1, p["b"].shape)
-        if "gamma" in p:
-            p["gamma"][...] = rng.uniform(0.5, 1.5, p["gamma"].shape)
-            p["beta"][...] = rng.normal(0, 0.1, p["beta"].shape)
-            s["running_mean"][...] = rng.normal(0, 0.3, s["running_mean"].shape)
-            s["running_var"][...] = rng.uniform(0.5, 1.5, s["running_var"].shape)
+    randomize(model, seed + 1)
     return model
 
 
