@@ -16,8 +16,8 @@ import pytest
 from PIL import Image, ImageFile, JpegImagePlugin
 from test_viz import EDGE_SPEC, assert_clean_error, cli, make_edge_run
 
-from cnnkit.training.predict import MAX_PIXELS, read_image
-from cnnkit.training.rundir import RunError
+from cnnkit.data import DataError
+from cnnkit.data.images import MAX_PIXELS, read_image
 from cnnkit.viz import VizError
 from cnnkit.viz.output import save
 
@@ -64,7 +64,7 @@ def test_an_image_over_the_limit_is_refused_from_its_header(tmp_path, monkeypatc
         raise AssertionError("decoded")
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", decode)
-    with pytest.raises(RunError, match="more than 160 megapixels"):
+    with pytest.raises(DataError, match="more than 160 megapixels"):
         read_image(path, (16, 16, 1))
 
 

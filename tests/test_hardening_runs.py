@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import zipfile
 from pathlib import Path
 
@@ -133,6 +134,26 @@ def test_interrupt_at_any_moment_then_resume_equals_the_uninterrupted_run(tmp_pa
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
         train(path, resume=True)
         assert_identical(final_state(run), expected)
+
+
+def test_interrupted_augmented_runs_resume_bit_identical_with_or_without_prefetching(
+        tmp_path, reference):
+    """Augmentation draws by (seed, epoch, step) and batches made ahead in a thread are the
+    batches made in time: wherever the signal lands, the resumed run is the same, and no
+    batch thread is left behind."""
+    augmented = dict(augment="flip,crop:2,cutout:6")
+    calls = Counter()
+    with calls.counting():
+        expected = final_state(train(tmp_path / "reference", **augmented))
+    plain, _ = reference
+    assert any(not np.array_equal(expected[k], plain[k]) for k in plain)  # it augments
+    for k, at in enumerate(moments(calls.count)[::3]):
+        path = tmp_path / f"cut-{at}"
+        with pytest.raises(KeyboardInterrupt), Counter(at).counting():
+            train(path, prefetch=k % 3, **augmented)
+        assert not [t for t in threading.enumerate() if t.name == "cnnkit-batches"]
+        train(path, resume=True)
+        assert_identical(final_state(RunDirectory(path)), expected)
 
 
 def test_a_second_interrupt_stops_at_once_and_keeps_the_last_checkpoint(tmp_path, reference):
@@ -308,6 +329,15 @@ DAMAGES = {
     "negative batch": (lambda r: _set_config(r, batch=-5), "batch must be at least 1"),
     "float16": (lambda r: _set_config(r, dtype="float16"), "dtype must be float32 or float64"),
     "unknown optimizer": (lambda r: _set_config(r, optimizer="rmsprop"), "optimizer must be"),
+    "unknown augmentation": (lambda r: _set_config(r, augment="spin:3"),
+                             "unknown augmentation 'spin:3'"),
+    "unknown resize": (lambda r: _set_config(r, resize="zoom"), "resize must be one of"),
+    "classes not a list": (lambda r: r.classes.write_text('{"classes": "0123"}'),
+                           "classes.json is damaged"),
+    "classes repeated": (lambda r: r.classes.write_text('{"classes": ["a", "a"]}'),
+                         "classes.json is damaged"),
+    "classes too many": (lambda r: r.classes.write_text(json.dumps(
+        {"classes": [str(i) for i in range(11)]})), "names 11 classes, but the network has 10"),
     "spec invalid": (lambda r: r.spec.write_text("INPUT 28x28x1 -> CONV3-4 -> ->"), "spec.txt"),
     "spec not UTF-8": (lambda r: r.spec.write_bytes(b"INPUT 28x28x1 \xff\xfe"), "not UTF-8"),
     "spec no longer fits": (lambda r: r.spec.write_text(SPEC.replace("CONV3-4", "CONV3-5")),

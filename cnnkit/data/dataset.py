@@ -44,17 +44,21 @@ class Dataset:
         return len(self.labels)
 
 
-def to_float(images: np.ndarray, mean=None, std=None) -> np.ndarray:
-    """uint8 pixels -> float32 in [0, 1]; then ``(x - mean) / std`` per channel if given."""
+def to_float(images, mean=None, std=None):
+    """uint8 pixels -> float32 in [0, 1]; then ``(x - mean) / std`` per channel if given.
+    Runs in the array module of ``images``, so a batch is scaled where it will be used."""
+    from ..engine.backend import get_array_module
+
     if images.dtype != np.uint8:
         raise TypeError(f"to_float expects uint8 pixels, got {images.dtype}")
     if (mean is None) != (std is None):
         raise ValueError("give both mean and std, or neither")
-    x = images.astype(np.float32)
-    np.divide(x, np.float32(255), out=x)
+    xp = get_array_module(images)
+    x = images.astype(xp.float32)
+    xp.divide(x, xp.float32(255), out=x)
     if mean is not None:
-        x -= np.asarray(mean, dtype=np.float32)
-        x /= np.asarray(std, dtype=np.float32)
+        x -= xp.asarray(mean, dtype=xp.float32)
+        x /= xp.asarray(std, dtype=xp.float32)
     return x
 
 

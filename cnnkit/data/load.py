@@ -1,5 +1,8 @@
 """``load_dataset``: find a dataset's files, read them in their format, or explain the miss.
 
+A name that is not a dataset's is the user's own data: a folder of class subfolders
+(folder.py) or an .npz file (npz.py).
+
 Offline and with nothing local, ``mnist`` falls back to the shipped ``mnist-sample`` so that
 a first run always has real digits to train on; the result then says so in ``notice`` (no
 warning is emitted, so that the CLI decides how to show it once).  Every other dataset stops
@@ -9,7 +12,7 @@ with an error naming the folder and files it needs.
 from __future__ import annotations
 
 import os
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +21,8 @@ from . import cifar, idx, sources
 from .catalog import DATASETS, DatasetInfo, canonical_name
 from .dataset import Dataset
 from .errors import DataError, DownloadError
+from .folder import DecodeProgress, load_folder
+from .npz import load_npz
 
 ASSETS = Path(__file__).with_name("assets")
 SPLITS = ("train", "test")
@@ -29,19 +34,21 @@ def load_dataset(
     data_dir: str | os.PathLike | None = None,
     download: bool = True,
     on_progress: sources.Progress | None = None,
+    own: OwnData | None = None,
 ) -> Dataset:
-    """Load one split ("train" or "test") of a dataset named in DATASETS.
+    """Load one split ("train" or "test") of a dataset named in DATASETS, or of the user's
+    own data when ``name`` is a folder of class subfolders or an .npz file (see ``OwnData``).
 
     Looks in ``data_dir``, then the cache, then a system-installed copy; downloads into the
     cache (checksum-verified) only when none of them has the files and ``download`` is true,
     telling ``on_progress(filename, bytes, total)`` how it goes.
     Raises DataError for unknown names, corrupt files and datasets that cannot be had.
     """
-    key = canonical_name(name)
-    if key is None:
-        raise DataError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
     if split not in SPLITS:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    key = canonical_name(name)
+    if key is None:
+        return _load_own(name, split, own or OwnData())
     info = DATASETS[key]
     if info.layout == "sample":
         return _load_sample(split)
@@ -76,6 +83,38 @@ def load_dataset(
         return replace(sample, notice=notice)
     looked = ", ".join(str(folder) for folder, _ in folders)
     raise DataError(f"{missing} To use it, {_where_to_put(info)} (Looked in: {looked}.)")
+
+
+@dataclass(frozen=True)
+class OwnData:
+    """How to read the user's own data: ``shape`` is the INPUT (H, W, C) that a folder's
+    images are converted to with ``resize`` (see images.py); ``classes``, a trained model's
+    class names, number the labels; ``on_decode(done, total)`` follows the decoding."""
+
+    shape: tuple[int, int, int] | None = None
+    resize: str = "crop"
+    classes: tuple[str, ...] | None = None
+    on_decode: DecodeProgress | None = None
+
+
+def is_own_data(name: str) -> bool:
+    """Whether ``name`` names a path (a folder or an .npz file) rather than a dataset."""
+    return canonical_name(name) is None and (Path(name).expanduser().exists() or os.sep in name
+                                             or name.endswith(".npz"))
+
+
+def _load_own(name: str, split: str, own: OwnData) -> Dataset:
+    if not is_own_data(name):
+        raise DataError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}, or "
+                        "give a folder of class subfolders or an .npz file")
+    path = Path(name).expanduser()
+    if not path.exists():
+        raise DataError(f"{path}: no such folder or .npz file")
+    if path.suffix.lower() == ".npz" and not path.is_dir():
+        return load_npz(path, split, own.classes)
+    if own.shape is None:
+        raise ValueError("reading an image folder needs the INPUT shape to convert to")
+    return load_folder(path, split, own.shape, own.resize, own.classes, own.on_decode)
 
 
 def _find(info: DatasetInfo, folder: Path, split: str) -> tuple[Path, Path] | Path | None:

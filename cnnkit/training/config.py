@@ -33,6 +33,15 @@ class TrainConfig:
     limit: int | None = None  # train on the first N training images only
     keep_checkpoints: int = 3
     init_std: float | None = None  # N(0, std^2) weights instead of He/Glorot (textbook: 0.01)
+    augment: str = ""  # transforms applied to each training batch, e.g. "flip,crop:4"
+    resize: str = "crop"  # how own images are brought to the INPUT size (data/images.py)
+    prefetch: int = 1  # batches made ahead in a thread (0: none); never changes results
+
+    @property
+    def augmentation(self):
+        from ..data.augment import parse_augment
+
+        return parse_augment(self.augment)
 
     def __post_init__(self):
         if self.lr is None:
@@ -64,8 +73,24 @@ class TrainConfig:
             problems.append(f"device must be one of {', '.join(DEVICES)}")
         if self.dtype not in ("float32", "float64"):
             problems.append("dtype must be float32 or float64")
+        if self.prefetch < 0:
+            problems.append("prefetch must be >= 0")
+        problems += self._data_problems()
         if problems:
             raise ValueError("; ".join(problems))
+
+    def _data_problems(self) -> list[str]:
+        """Checks --augment (stored in its canonical spelling) and --resize."""
+        from ..data.images import RESIZE_MODES
+
+        problems = []
+        try:
+            self.augment = str(self.augmentation)
+        except ValueError as error:
+            problems.append(str(error))
+        if self.resize not in RESIZE_MODES:
+            problems.append(f"resize must be one of {', '.join(RESIZE_MODES)}")
+        return problems
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)

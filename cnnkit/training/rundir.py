@@ -8,6 +8,7 @@
     metrics.jsonl       one JSON object per epoch
     metrics.csv         the same as CSV
     normalization.json  per-channel mean/std when --standardize was used
+    classes.json        the class names, in the order of the network's outputs
 
 Files are written to a temporary name and renamed, so a crash never leaves half a file;
 arrays are stored with ``np.savez`` and read with ``allow_pickle=False``.
@@ -34,7 +35,7 @@ from ..language.errors import SpecError
 from .config import TrainConfig
 
 CSV_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds",
-              "images_per_s")
+              "images_per_s", "data_wait")
 
 
 _UMASK = os.umask(0o022)
@@ -124,6 +125,7 @@ class RunDirectory:
         self.metrics_jsonl = self.path / "metrics.jsonl"
         self.metrics_csv = self.path / "metrics.csv"
         self.normalization = self.path / "normalization.json"
+        self.classes = self.path / "classes.json"
 
     def require(self, *files: Path) -> None:
         if not self.path.is_dir():
@@ -179,6 +181,27 @@ class RunDirectory:
     def write_normalization(self, mean, std) -> None:
         text = json.dumps({"mean": [float(m) for m in mean], "std": [float(s) for s in std]})
         write_atomic(self.normalization, text.encode())
+
+    def read_classes(self, outputs: int) -> tuple[str, ...] | None:
+        """The class names the run trained on (None for a run from before classes.json),
+        checked: distinct strings, at most one per network output."""
+        if not self.classes.exists():
+            return None
+        try:
+            names = json.loads(self.read_text(self.classes))["classes"]
+        except (ValueError, TypeError, KeyError):
+            names = None
+        if not (isinstance(names, list) and names and all(isinstance(n, str) and n for n in names)
+                and len(set(names)) == len(names)):
+            raise RunError(f"{self.classes} is damaged: it must be "
+                           '{"classes": ["name", ...]} with distinct, non-empty names')
+        if len(names) > outputs:
+            raise RunError(f"{self.classes} names {len(names)} classes, but the network has "
+                           f"{outputs} outputs (was the spec edited?)")
+        return tuple(names)
+
+    def write_classes(self, names) -> None:
+        write_atomic(self.classes, json.dumps({"classes": list(names)}, indent=1).encode())
 
     def checkpoint_path(self, epoch: int, step: int = 0) -> Path:
         """Where the checkpoint after ``epoch`` epochs and ``step`` more steps goes."""

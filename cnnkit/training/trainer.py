@@ -8,6 +8,7 @@ seed, the epoch and the step, so a resumed run repeats an uninterrupted one bit 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..calculator import human_bytes
-from ..data import channel_stats, load_dataset, split_validation, to_float
+from ..data import OwnData, channel_stats, is_own_data, load_dataset, split_validation, to_float
 from ..engine.backend import select_device
 from ..engine.losses import softmax_cross_entropy
 from ..engine.model import Model
@@ -25,6 +26,7 @@ from ..graph.network import Network
 from .config import TrainConfig, schedule
 from .evaluation import evaluate
 from .interrupts import DeferredInterrupts
+from .pipeline import Prefetcher
 from .resources import memory_fit, peak_memory
 from .rundir import RunDirectory, RunError, RunWriteError, load_arrays, save_arrays, write_atomic
 
@@ -45,6 +47,7 @@ class Progress:
     correct: int = 0
     seen: int = 0
     seconds: float = 0.0
+    data_wait: float = 0.0  # of ``seconds``, those spent waiting for the next batch
 
 
 def make_optimizer(model: Model, config: TrainConfig):
@@ -68,16 +71,20 @@ class Trainer:
                  on_event: EventHandler | None = None):
         self.network, self.config, self.run = network, config, run
         self.emit = on_event or (lambda kind, data: None)
+        self.augmentation = config.augmentation
 
     # -- setup -----------------------------------------------------------------------------
-    def _data(self):
+    def _data(self, resume: bool):
         c = self.config
         train = load_dataset(c.dataset, split="train", data_dir=c.data_dir,
                              on_progress=lambda name, done, total: self.emit(
-                                 "download", {"file": name, "bytes": done, "total": total}))
+                                 "download", {"file": name, "bytes": done, "total": total}),
+                             own=self._own_data(resume))
         if train.notice:
             self.emit("notice", {"message": train.notice})
         check_input(self.network, train.shape, train.name)
+        if is_own_data(c.dataset):
+            self._check_outputs(train.class_names)
         if c.limit:
             train = replace(train, images=train.images[:c.limit], labels=train.labels[:c.limit])
         try:
@@ -93,10 +100,30 @@ class Trainer:
                 self.run.write_normalization(mean, std)
         self.class_names = train.class_names
         self.dataset_name = train.name
-        self.x_train, self.y_train = to_float(train.images, mean, std), train.labels
+        self.normalization = (mean, std)
+        self.train_images, self.y_train = train.images, train.labels  # scaled batch by batch
         self.val = None if val is None else (to_float(val.images, mean, std), val.labels)
         self.emit("data", {"dataset": train.name, "source": train.source,
                            "train": len(self.y_train), "val": 0 if val is None else len(val.labels)})
+
+    def _own_data(self, resume: bool) -> OwnData:
+        """How an image folder is read: at the INPUT size, and on resume with the classes
+        numbered as the run numbered them (a class added since is an error, not a shift)."""
+        shape = self.network.input_shape
+        classes = self.run.read_classes(self.network.output_shape.size) if resume else None
+        return OwnData((shape.h, shape.w, shape.c), self.config.resize, classes,
+                       on_decode=lambda done, total: self.emit(
+                           "decode", {"dataset": self.config.dataset, "done": done,
+                                      "total": total}))
+
+    def _check_outputs(self, class_names) -> None:
+        """Own data: one network output per class, so every prediction names a class."""
+        outputs = self.network.output_shape.size
+        if outputs != len(class_names):
+            raise TrainingError(
+                f"{self.config.dataset} has {len(class_names)} classes "
+                f"({', '.join(class_names[:5])}{', ...' if len(class_names) > 5 else ''}) but "
+                f"the network has {outputs} outputs: make its last layer FC-{len(class_names)}")
 
     def _check_batch_norm(self, images_per_step: int) -> None:
         """A BN over a flat or 1x1 input normalizes each value over the batch, which takes
@@ -131,7 +158,8 @@ class Trainer:
         arrays.update({f"optim/{k}": v for k, v in optimizer.state_dict(copy=False).items()})
         arrays["progress"] = np.array([progress.epoch, progress.step, progress.correct,
                                        progress.seen], dtype=np.int64)
-        arrays["progress_float"] = np.array([progress.loss_sum, progress.seconds])
+        arrays["progress_float"] = np.array([progress.loss_sum, progress.seconds,
+                                             progress.data_wait])
         path = self.run.checkpoint_path(progress.epoch, progress.step)
         if path == self.saved_checkpoint:  # this very state is on disk already
             return
@@ -202,7 +230,8 @@ class Trainer:
         """Loads a checkpoint after checking all of it, so a damaged one changes nothing."""
         arrays = load_arrays(path)
         counts, floats = arrays.get("progress"), arrays.get("progress_float")
-        if (counts is None or floats is None or counts.shape != (4,) or floats.shape != (2,)
+        if (counts is None or floats is None or counts.shape != (4,)
+                or floats.shape not in ((2,), (3,))  # runs before data_wait: 2
                 or counts.dtype.kind not in "iu" or counts.min() < 0
                 or counts[1] >= self._steps_per_epoch() or counts[1] and not counts[3]):
             raise RunError("it has no valid progress record")
@@ -213,8 +242,8 @@ class Trainer:
         model.load_state_dict(weights)
         optimizer.load_state_dict(slots)
         epoch, step, correct, seen = (int(v) for v in counts)
-        loss_sum, seconds = (float(v) for v in floats)
-        return Progress(epoch, step, loss_sum, correct, seen, seconds)
+        loss_sum, seconds, data_wait = (float(v) for v in (*floats, 0.0)[:3])
+        return Progress(epoch, step, loss_sum, correct, seen, seconds, data_wait)
 
     # -- the loop --------------------------------------------------------------------------
     def train(self, resume: bool = False) -> list[dict]:
@@ -229,7 +258,7 @@ class Trainer:
         self.run.remove_temp_files()
         xp, device = select_device(c.device)
         self.emit("notice", {"message": device})
-        self._data()
+        self._data(resume)
         self._check_memory(xp)
         with DeferredInterrupts() as self.interrupts:
             with peak_memory(xp) as measured:
@@ -243,6 +272,7 @@ class Trainer:
                     with self._writing():
                         write_atomic(self.run.spec, self.network.source.encode())
                         write_atomic(self.run.config, c.to_json().encode())
+                        self.run.write_classes(self.class_names)
                         save_arrays(self.run.weights_init, model.state_dict(copy=False))
                 first_steps = self._epochs(model, optimizer, progress, metrics, measure_steps=2)
             self.emit("memory", {"estimate_bytes": self.estimate,
@@ -275,7 +305,7 @@ class Trainer:
     def _epochs(self, model, optimizer, progress: Progress, metrics: list,
                 measure_steps: int | None = None) -> bool:
         """Runs the remaining epochs (or only ``measure_steps`` steps); True if work is left."""
-        c, xp = self.config, model.xp
+        c = self.config
         n = len(self.y_train)
         steps_per_epoch = self._steps_per_epoch()
         lr_at = schedule(c)
@@ -285,48 +315,62 @@ class Trainer:
             optimizer.lr = lr_at(progress.epoch)
             if progress.step == 0:
                 self.emit("epoch_start", {"epoch": progress.epoch + 1, "steps": steps_per_epoch})
+            make = functools.partial(self._make_batch, model, order, progress.epoch, steps_per_epoch)
+            batches = Prefetcher(make, range(progress.step, steps_per_epoch), c.prefetch)
             started = time.perf_counter()
             try:
-                while progress.step < steps_per_epoch:
-                    self._stop_if_asked()
-                    if measure_steps is not None and taken == measure_steps:
-                        progress.seconds += time.perf_counter() - started
-                        return True
-                    index = self._batch(order, progress.step, steps_per_epoch)
-                    loss, correct = self._step(model, optimizer, xp, index, progress)
-                    progress.step += 1
-                    progress.loss_sum += loss * len(index)
-                    progress.correct += correct
-                    progress.seen += len(index)
-                    taken += 1
-                    self.emit("step", {"epoch": progress.epoch + 1, "step": progress.step,
-                                       "steps": steps_per_epoch, "loss": loss,
-                                       "acc": progress.correct / progress.seen,
-                                       "images_per_s": progress.seen / max(
-                                           progress.seconds + time.perf_counter() - started, 1e-9)})
+                with batches:
+                    while progress.step < steps_per_epoch:
+                        self._stop_if_asked()
+                        if measure_steps is not None and taken == measure_steps:
+                            _clock(progress, started, batches)
+                            return True
+                        x, y = batches.next_batch()
+                        loss, correct = self._step(model, optimizer, x, y, progress)
+                        progress.step += 1
+                        progress.loss_sum += loss * len(y)
+                        progress.correct += correct
+                        progress.seen += len(y)
+                        taken += 1
+                        self.emit("step", {"epoch": progress.epoch + 1, "step": progress.step,
+                                           "steps": steps_per_epoch, "loss": loss,
+                                           "acc": progress.correct / progress.seen,
+                                           "images_per_s": progress.seen / max(
+                                               progress.seconds + time.perf_counter() - started,
+                                               1e-9)})
             except KeyboardInterrupt:
                 # raised at a step boundary (by the check above or by an event handler), so
                 # the state is that of a whole number of steps; a second, forcing Ctrl-C
                 # may have come mid-step, and then the last checkpoint is left as it is
                 if not self.interrupts.forced:
-                    progress.seconds += time.perf_counter() - started
+                    _clock(progress, started, batches)
                     self._save_checkpoint(model, optimizer, progress, metrics)
                 raise
-            progress.seconds += time.perf_counter() - started
+            _clock(progress, started, batches)
             metrics.append(self._finish_epoch(model, optimizer, progress))
             progress.epoch, progress.step = progress.epoch + 1, 0
-            progress.loss_sum, progress.correct, progress.seen, progress.seconds = 0.0, 0, 0, 0.0
+            progress.loss_sum, progress.correct, progress.seen = 0.0, 0, 0
+            progress.seconds = progress.data_wait = 0.0
             self._save_checkpoint(model, optimizer, progress, metrics)
             self.run.prune_checkpoints(c.keep_checkpoints)
             self.emit("epoch", metrics[-1])
         self._stop_if_asked()  # the state is saved: the epoch's checkpoint was just written
         return False
 
-    def _step(self, model, optimizer, xp, index, progress: Progress) -> tuple[float, int]:
+    def _make_batch(self, model, order, epoch: int, steps: int, step: int):
+        """The inputs and labels of one step on the model's device, augmented and scaled:
+        a function of (epoch, step) alone, so the prefetch thread may make it early."""
+        xp = model.xp
+        index = self._batch(order, step, steps)
+        images = xp.asarray(self.train_images[index])
+        if self.augmentation:
+            images = self.augmentation.apply(images, (self.config.seed, epoch, step))
+        x = to_float(images, *self.normalization).astype(model.dtype, copy=False)
+        return x, xp.asarray(self.y_train[index])
+
+    def _step(self, model, optimizer, x, y, progress: Progress) -> tuple[float, int]:
         c = self.config
         model.reseed(c.seed, progress.epoch, progress.step)
-        x = xp.asarray(self.x_train[index], dtype=model.dtype)
-        y = xp.asarray(self.y_train[index])
         logits = model.forward(x, train=True)
         loss, dlogits = softmax_cross_entropy(logits, y)
         loss = float(loss)
@@ -341,7 +385,7 @@ class Trainer:
             )
         model.backward(dlogits, input_grad=False)
         optimizer.step()
-        return loss, int((logits.reshape(len(index), -1).argmax(axis=1) == y).sum())
+        return loss, int((logits.reshape(len(y), -1).argmax(axis=1) == y).sum())
 
     def _finish_epoch(self, model, optimizer, progress: Progress) -> dict:
         row = {
@@ -352,9 +396,16 @@ class Trainer:
             "lr": optimizer.lr,
             "seconds": progress.seconds,
             "images_per_s": progress.seen / max(progress.seconds, 1e-9),
+            "data_wait": progress.data_wait / max(progress.seconds, 1e-9),
         }
         if self.val is not None:
             result = evaluate(model, *self.val, num_classes=len(self.class_names),
                               batch=max(self.config.batch, 256))
             row["val_loss"], row["val_acc"] = result.loss, result.accuracy
         return row
+
+
+def _clock(progress: Progress, started: float, batches: Prefetcher) -> None:
+    """Adds the time since ``started``, and of it the time spent waiting for batches."""
+    progress.seconds += time.perf_counter() - started
+    progress.data_wait += batches.waited

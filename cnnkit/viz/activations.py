@@ -114,10 +114,7 @@ def load_input(trained, image_path=None, index: int | None = None, dataset: str 
     if shape.flat:
         raise VizError("the network's input is a vector, not an image")
     if image_path is not None:
-        from ..training.predict import read_image
-
-        image = read_image(image_path, (shape.h, shape.w, shape.c), invert=invert)
-        return image, str(image_path)
+        return trained.read_image(image_path, invert=invert), str(image_path)
     data = trained.dataset(dataset, split=split, data_dir=data_dir, on_progress=on_progress)
     if not 0 <= index < len(data):
         raise VizError(f"there is no image {index} in {data.name} {split}: it has "
