@@ -38,6 +38,8 @@ TOTALS = {
     "squeezenet1_0": (1_248_424, 1_244_448, 3_976, 0, 0, 818_924_576),
     "fashion_lenet": (1_663_370, 1_662_752, 618, 0, 0, 12_273_152),
     "small_vgg": (871_530, 870_176, 458, 896, 896, 19_094_528),
+    "resnet20_cifar": (272_474, 270_896, 10, 1_568, 1_568, 40_813_184),
+    "sentence_cnn": (110, 102, 8, 0, 0, 442),
 }
 
 # torchvision's GFLOPS column (which counts MACs) for the networks it ships
@@ -119,6 +121,19 @@ def test_simpleconvnet_layers():
     s = summary("simpleconvnet")
     rows = [(r.output, r.params) for r in s.rows if r.kind in ("conv", "pool", "fc")]
     assert rows == [("24x24x30", 780), ("12x12x30", 0), ("100", 432_100), ("10", 1_010)]
+
+
+def test_sentence_cnn_matches_the_figure():
+    """Zhang & Wallace's Figure 1: region sizes 2, 3, 4 with two filters each give feature
+    maps of 6, 5 and 4 words; 1-max pooling keeps one value per map, 6 in all."""
+    s = summary("sentence_cnn")
+    rows = [(r.name, r.output, r.params) for r in s.rows if r.kind in ("conv", "gmp", "concat", "fc")]
+    assert rows == [
+        ("b1/CONV2X5-2", "6x1x2", 22), ("b1/GMP", "1x1x2", 0),
+        ("b2/CONV3X5-2", "5x1x2", 32), ("b2/GMP", "1x1x2", 0),
+        ("b3/CONV4X5-2", "4x1x2", 42), ("b3/GMP", "1x1x2", 0),
+        ("CAT", "1x1x6", 0), ("FC-2", "2", 14),
+    ]
 
 
 # -- AlexNet, ZFNet -----------------------------------------------------------------------

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from . import export, import_, serve, summarize, train, visualize  # noqa: F401,E402  (registers the commands)
+from . import convert, export, import_, serve, summarize, sweep, train, visualize  # noqa: F401,E402  (registers the commands)
 from .common import app
 
 

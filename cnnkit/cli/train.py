@@ -51,11 +51,39 @@ def _user_errors():
     return DataError, RunError, TrainingError, RuntimeError
 
 
+class DecodeBar:
+    """The decoding of an image folder: a bar on a terminal, a line at start and end off it."""
+
+    def __init__(self):
+        self.progress = self.task = None
+
+    def __call__(self, data: dict) -> None:
+        done, total = data["done"], data["total"]
+        if not console.is_terminal:
+            if done == total:
+                console.print(f"decoded {total:,} images of {data['dataset']} (cached for "
+                              "later runs)", markup=False)
+            return
+        if self.progress is None:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self.progress = Progress(TextColumn("decoding images"), BarColumn(),
+                                     MofNCompleteColumn(), console=console, transient=True)
+            self.progress.start()
+            self.task = self.progress.add_task("", total=total)
+        self.progress.update(self.task, completed=done)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+        self.progress = self.task = None
+
+
 class RichReporter:
     """Shows training events as a progress bar per epoch and one table line per epoch."""
 
     HEADER = f"{'epoch':>5}  {'train loss':>10}  {'train acc':>9}  {'val loss':>8}  " \
-             f"{'val acc':>7}  {'lr':>8}  {'time':>7}  {'img/s':>7}"
+             f"{'val acc':>7}  {'lr':>8}  {'time':>7}  {'img/s':>7}  {'data':>5}"
 
     def __init__(self):
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -70,14 +98,18 @@ class RichReporter:
         self.task = None
         self.header_shown = False
         self.downloads = DownloadBar()
+        self.decoding = DecodeBar()
 
     def __call__(self, kind: str, data: dict) -> None:
         if kind == "download":
             self.downloads(data["file"], data["bytes"], data["total"])
         elif kind == "notice":
             console.print(Text(data["message"], style="yellow"))
+        elif kind == "decode":
+            self.decoding(data)
         elif kind == "data":
             self.downloads.close()
+            self.decoding.close()
             console.print(Text(f"data: {data['dataset']} from {data['source']}: "
                                f"{data['train']:,} training / {data['val']:,} validation images"))
         elif kind == "memory" and "measured_peak_bytes" in data:
@@ -107,6 +139,7 @@ class RichReporter:
 
     def stop(self):
         self.downloads.close()
+        self.decoding.close()
         if self.task is not None:  # a bar is live only on a terminal, after epoch_start
             self.progress.remove_task(self.task)
             self.task = None
@@ -116,9 +149,18 @@ class RichReporter:
 def format_epoch(row: dict) -> str:
     val_loss = "-" if row["val_loss"] is None else f"{row['val_loss']:.4f}"
     val_acc = "-" if row["val_acc"] is None else f"{row['val_acc']:.2%}"
+    waited = row.get("data_wait")  # the share of the epoch spent waiting for batches
     return (f"{row['epoch']:>5}  {row['train_loss']:>10.4f}  {row['train_acc']:>9.2%}  "
             f"{val_loss:>8}  {val_acc:>7}  {row['lr']:>8.2g}  {row['seconds']:>6.1f}s  "
-            f"{row['images_per_s']:>7,.0f}")
+            f"{row['images_per_s']:>7,.0f}  {'-' if waited is None else f'{waited:.1%}':>5}")
+
+
+def _dataset_name(dataset: str) -> str:
+    """A built-in dataset's name as given; own data as an absolute path, so that
+    `cnnkit evaluate` finds it from any folder."""
+    from ..data import is_own_data
+
+    return str(Path(dataset).expanduser().absolute()) if is_own_data(dataset) else dataset
 
 
 def _interrupt(signum, frame):
@@ -129,13 +171,18 @@ def jsonl_reporter(kind: str, data: dict) -> None:
     """Every event but the steps, and of a download its start and end."""
     if kind == "step" or kind == "download" and data["bytes"] not in (0, data["total"]):
         return
+    if kind == "decode" and data["done"] not in (data["total"] // 100 or 1, data["total"]):
+        return  # its first and last report
     typer.echo(json.dumps({"event": kind, **data}))
 
 
 @app.command()
 def train(
     spec: str = typer.Argument(None, help="Spec file to train (not needed with --resume)."),
-    dataset: str = typer.Option("mnist", help="mnist, mnist-sample, fashion-mnist or cifar10."),
+    dataset: str = typer.Option("mnist", help="mnist, mnist-sample, fashion-mnist, cifar10, "
+                                "or your own data: a folder of class subfolders (PATH/cat/*.jpg; "
+                                "with PATH/train/ and PATH/test/ those splits) or an .npz file "
+                                "with x_train, y_train, x_test, y_test."),
     epochs: int = typer.Option(None, min=1, help="Passes over the training set (default: 8; "
                                "with --resume: the run's own, or more to extend it)."),
     batch: int = typer.Option(64, min=1, help="Images per step."),
@@ -146,7 +193,7 @@ def train(
     lr_schedule: Schedule = typer.Option("constant", help="Learning-rate schedule."),
     val_split: float = typer.Option(0.1, help="Fraction of the training set held out for "
                                     "validation (never the test set)."),
-    seed: int = typer.Option(0, help="Seed for weights, shuffling and dropout."),
+    seed: int = typer.Option(0, help="Seed for weights, shuffling, dropout and augmentation."),
     device: Device = typer.Option("auto", help="cpu, gpu, or auto (GPU if CuPy sees one)."),
     dtype: str = typer.Option("float32", help="float32 or float64."),
     standardize: bool = typer.Option(False, help="Standardize each channel with the training "
@@ -155,14 +202,26 @@ def train(
     init_std: float = typer.Option(None, help="Draw every weight from N(0, std^2) instead of "
                                    "He/Glorot; the textbook's SimpleConvNet uses 0.01."),
     limit: int = typer.Option(None, min=1, help="Train on the first N images only."),
+    augment: str = typer.Option(None, help="Augment each training batch on the fly with "
+                                "transforms separated by commas: flip (left-right, half of "
+                                "the images), crop:P (pad P black pixels, cut a random window "
+                                "of the original size), translate:T (shift up to T pixels, "
+                                "repeating the edges), cutout:S (blacken a random SxS square); "
+                                "e.g. --augment flip,crop:4. Seeded like dropout."),
+    resize: str = typer.Option("crop", help="How images of a --dataset folder reach the "
+                               "INPUT size: crop (shorter side to the size, centre cut out), "
+                               "stretch (both sides, aspect changes) or pad (longer side, "
+                               "black bars)."),
+    prefetch: int = typer.Option(1, min=0, help="Batches prepared ahead in a background "
+                                 "thread (0: none); results are the same either way."),
     input_shape: str = typer.Option(None, "--input", help="Override the spec's INPUT shape."),
     out: Path = typer.Option(None, help="Run directory (default: runs/SPEC-TIMESTAMP)."),
     resume: Path = typer.Option(None, help="Continue the run in this directory from its last "
                                 "checkpoint (--epochs may extend it)."),
     output: Output = typer.Option(Output.rich, help="rich (progress bars), quiet, or jsonl."),
 ) -> None:
-    """Train a network on MNIST, Fashion-MNIST or CIFAR-10 and write a run directory
-    (weights, checkpoints, metrics) that evaluate, predict and visualize read."""
+    """Train a network on MNIST, Fashion-MNIST, CIFAR-10 or your own images and write a run
+    directory (weights, checkpoints, metrics) that evaluate, predict and visualize read."""
     from ..graph.build import parse
     from ..training.config import TrainConfig
     from ..training.rundir import RunDirectory
@@ -182,6 +241,7 @@ def train(
                 raise fail(str(error)) from None
             config.epochs = epochs or config.epochs
             config.device = device.value
+            config.prefetch = prefetch
         else:
             if spec is None:
                 raise fail("give a spec file to train, or --resume RUN_DIR", EXIT_USAGE)
@@ -189,12 +249,13 @@ def train(
             network = parse(text, filename=name, input_shape=input_shape)
             try:
                 config = TrainConfig(
-                    dataset=dataset, epochs=epochs or TrainConfig.epochs, batch=batch,
+                    dataset=_dataset_name(dataset), epochs=epochs or TrainConfig.epochs, batch=batch,
                     optimizer=optimizer.value,
                     lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule.value,
                     val_split=val_split, seed=seed, device=device.value, dtype=dtype,
                     standardize=standardize, data_dir=data_dir, limit=limit,
-                    init_std=init_std)
+                    init_std=init_std, augment=augment or "", resize=resize,
+                    prefetch=prefetch)
             except ValueError as error:
                 raise fail(str(error), EXIT_USAGE) from None
             stem = Path(name).stem if name != "<stdin>" else "stdin"
@@ -236,7 +297,8 @@ def train(
 @app.command()
 def evaluate(
     run: Path = typer.Argument(..., help="Run directory written by `cnnkit train`."),
-    dataset: str = typer.Option(None, help="Dataset (default: the one trained on)."),
+    dataset: str = typer.Option(None, help="Dataset, image folder or .npz file (default: "
+                                "the one trained on)."),
     split: str = typer.Option("test", help="test or train."),
     data_dir: str = typer.Option(None, help="Folder holding the dataset files."),
     device: Device = typer.Option("cpu", help="cpu, gpu or auto."),
@@ -291,21 +353,39 @@ def predict(
                                 "paper, as MNIST is light on dark)."),
     device: Device = typer.Option("cpu", help="cpu, gpu or auto."),
     output_format: TableOrJson = typer.Option(TableOrJson.table, "--format", "-f"),
+    slide: bool = typer.Option(False, "--slide", help="Slide a fully convolutional run "
+                               "(`cnnkit convert --fc-to-conv`) over each image at its own "
+                               "size, in one pass: top classes per window position."),
 ) -> None:
     """Top-k classes with probabilities for image files; each image is converted to the
-    model's input (grayscale or RGB, resized)."""
-    from ..training.predict import load_run, predict_files
+    model's input (grayscale or RGB, resized) exactly as its training images were.  With
+    --slide, images are not resized: a map of scores comes out, one per input-sized window."""
+    from ..training.predict import load_run, predict_files, slide_files
 
     try:
         trained = load_run(run, device=device.value)
-        results = predict_files(trained, images, top_k=top_k, invert=invert)
+        results = (slide_files if slide else predict_files)(trained, images, top_k=top_k,
+                                                            invert=invert)
     except _user_errors() as error:
         raise fail(str(error)) from None
     if output_format is TableOrJson.json:
         typer.echo(json.dumps(results, indent=2))
         return
     for result in results:
-        ranked = ", ".join(f"[bold]{t['name']}[/] {t['probability']:.1%}" if i == 0 else
-                           f"{t['name']} {t['probability']:.1%}"
-                           for i, t in enumerate(result["top"]))
-        console.print(f"{escape(result['image'])}: {ranked}")
+        if slide:
+            print_score_map(result)
+        else:
+            console.print(f"{escape(result['image'])}: {_ranked(result['top'])}")
+
+
+def _ranked(top: list[dict]) -> str:
+    return ", ".join(f"[bold]{t['name']}[/] {t['probability']:.1%}" if i == 0 else
+                     f"{t['name']} {t['probability']:.1%}" for i, t in enumerate(top))
+
+
+def print_score_map(result: dict) -> None:
+    (rows, cols), (wh, ww), (sh, sw) = result["map"], result["window"], result["stride"]
+    console.print(f"{escape(result['image'])}: score map {rows}x{cols} ({wh}x{ww} windows, "
+                  f"every {sh}x{sw} pixels)")
+    for position in result["positions"]:
+        console.print(f"  ({position['row']}, {position['col']}): {_ranked(position['top'])}")

@@ -224,6 +224,95 @@ def confusion(
 
 
 @visualize_app.command()
+def augment(
+    target: Path = typer.Argument(..., help="A run directory (its data, --augment, --resize "
+                                  "and seed), or a spec file with --dataset and --augment."),
+    dataset: str = typer.Option(None, help="Dataset, image folder or .npz file (default: "
+                                "the run's)."),
+    augment_: str = typer.Option(None, "--augment", help="Transforms, e.g. flip,crop:4 "
+                                 "(default: the run's; see `cnnkit train --help`)."),
+    resize: str = typer.Option(None, help="crop, stretch or pad, for an image folder "
+                               "(default: the run's, else crop)."),
+    data_dir: str = typer.Option(None, help="Folder holding the dataset files."),
+    count: int = typer.Option(8, min=1, help="Training images shown, one per row."),
+    variants: int = typer.Option(7, min=1, help="Augmented copies beside each original."),
+    seed: int = typer.Option(None, help="Seed of the draws (default: the run's, else 0)."),
+    out: Path = typer.Option(None, "--out", "-o", help=f"{OUT_HELP} (default: "
+                             "RUN/viz/augment.png, or ./SPEC-augment.png)."),
+    show: bool = typer.Option(False, "--show", help=SHOW_HELP),
+) -> None:
+    """Training images beside augmented copies of them: what the network sees.
+
+    Each row: an original (left) and --variants augmentations drawn as training draws them,
+    upscaled by nearest neighbour.
+    """
+    from ..data.augment import parse_augment
+    from ..data.images import RESIZE_MODES
+    from ..graph.build import parse
+    from ..training.config import TrainConfig
+    from ..training.rundir import RunDirectory
+
+    run = RunDirectory(target)
+    is_run = run.config.exists()
+    with _reported(EXIT_USAGE):
+        if is_run:
+            network, config = run.read_network(), run.read_config()
+            classes = run.read_classes(network.output_shape.size)
+            default = run.path / "viz" / "augment.png"
+        else:
+            text, name = read_spec(str(target))
+            network, config, classes = parse(text, filename=name), TrainConfig(), None
+            default = Path(f"{target.stem}-augment.png")
+            if dataset is None or augment_ is None:
+                raise fail(f"{target} is a spec, not a run: give --dataset and --augment",
+                           EXIT_USAGE)
+        if (resize or config.resize) not in RESIZE_MODES:
+            raise fail(f"--resize must be one of {', '.join(RESIZE_MODES)}", EXIT_USAGE)
+        augmentation = parse_augment(augment_ if augment_ is not None else config.augment)
+    target_out = _out(out, default)
+    from ..data import OwnData, load_dataset
+    from ..viz.augment import augment_picture, sample_images
+
+    shape = network.input_shape
+    chosen_seed = config.seed if seed is None else seed
+    with _reported(), DownloadBar() as downloads:
+        data = load_dataset(dataset or config.dataset, "train", data_dir or config.data_dir,
+                            on_progress=downloads,
+                            own=OwnData((shape.h, shape.w, shape.c), resize or config.resize,
+                                        classes))
+        picture = augment_picture(sample_images(data, count, chosen_seed), augmentation,
+                                  seed=chosen_seed, variants=variants,
+                                  title=f"{data.name}: original | --augment {augmentation}")
+    _finish(picture, target_out, show)
+
+
+@visualize_app.command()
+def scores(
+    run: Path = typer.Argument(..., help="A fully convolutional run (`cnnkit convert "
+                               "RUN --fc-to-conv --out RUN2`)."),
+    image: Path = typer.Argument(..., help="An image at least as large as the run's input."),
+    invert: bool = typer.Option(False, help="Invert the image first."),
+    max_classes: int = typer.Option(10, min=1, help="Classes drawn at most (those with the "
+                                    "highest probability anywhere)."),
+    device: Device = typer.Option("cpu", help="cpu, gpu or auto."),
+    out: Path = typer.Option(None, "--out", "-o", help=f"{OUT_HELP} "
+                             "(default: RUN/viz/scores-IMAGE.png)."),
+    show: bool = typer.Option(False, "--show", help=SHOW_HELP),
+) -> None:
+    """A heat map per class of the run slid over a large image in one pass (CS231n's
+    FC -> CONV conversion): each window position's probability, 0 black to 1 white."""
+    target = _out(out, run / "viz" / f"scores-{image.stem}.png")
+    from ..training.predict import load_run, score_map
+    from ..viz.scores import score_picture
+
+    with _reported():
+        trained = load_run(run, device=device.value)
+        picture = score_picture(score_map(trained, image, invert), trained.class_names,
+                                max_classes)
+    _finish(picture, target, show)
+
+
+@visualize_app.command()
 def network(
     spec: str = typer.Argument(..., help="Spec file (`-` reads standard input)."),
     input_shape: str = typer.Option(None, "--input", help="Input shape HxWxC; fills in or "

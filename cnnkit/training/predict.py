@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..calculator import human_bytes
-from ..data import DATASETS, load_dataset, to_float
+from ..calculator.costs import receptive_field
+from ..data import DATASETS, OwnData, load_dataset, to_float
 from ..data.catalog import canonical_name
-from ..engine.backend import select_device
+from ..data.images import read_image
+from ..engine.backend import select_device, to_numpy
+from ..engine.layers import softmax
 from ..engine.model import Model
 from ..graph.network import Network
 from .config import TrainConfig
@@ -34,9 +36,19 @@ class TrainedRun:
         return to_float(images_uint8, mean, std)
 
     def dataset(self, name: str | None, split: str = "test", data_dir=None, on_progress=None):
-        """A split of ``name`` (default: the trained-on set); see ``load_dataset``."""
+        """A split of ``name`` (default: the trained-on set); see ``load_dataset``.  Own
+        images are converted as in training, and their classes numbered as the model's."""
+        shape = self.network.input_shape
+        own = OwnData((shape.h, shape.w, shape.c), self.config.resize, self.class_names)
         return load_dataset(name or self.config.dataset, split=split,
-                            data_dir=data_dir or self.config.data_dir, on_progress=on_progress)
+                            data_dir=data_dir or self.config.data_dir, on_progress=on_progress,
+                            own=own)
+
+    def read_image(self, path, invert: bool = False) -> np.ndarray:
+        """An image file as the uint8 pixels of the model's input, converted as its
+        training images were (see ``cnnkit.data.images``)."""
+        shape = self.network.input_shape
+        return read_image(path, (shape.h, shape.w, shape.c), self.config.resize, invert)
 
     def evaluate(self, name: str | None = None, split: str = "test", data_dir=None,
                  batch: int = 256, on_progress=None):
@@ -83,12 +95,17 @@ def load_run(path, device: str = "cpu", which: str = "final") -> TrainedRun:
     xp, description = select_device(device)
     _batch_that_fits(run, network, config, xp, 1)  # before the weights are allocated
     model = Model(network, xp=xp, dtype=config.dtype, seed=config.seed)
-    key = canonical_name(config.dataset)
-    names = DATASETS[key].class_names if key else tuple(str(i) for i in
-                                                        range(network.output_shape.size))
+    names = run.read_classes(network.output_shape.size) or _catalog_names(config, network)
     trained = TrainedRun(run, network, config, model, normalization, names, description)
     model.load_state_dict(trained.weights(which))
     return trained
+
+
+def _catalog_names(config: TrainConfig, network: Network) -> tuple[str, ...]:
+    """The class names of a run from before classes.json: its dataset's, or numbers."""
+    key = canonical_name(config.dataset)
+    return DATASETS[key].class_names if key else tuple(str(i) for i in
+                                                       range(network.output_shape.size))
 
 
 def _batch_that_fits(run, network, config, xp, batch: int) -> int:
@@ -100,71 +117,97 @@ def _batch_that_fits(run, network, config, xp, batch: int) -> int:
     return fit.largest_batch
 
 
-MAX_PIXELS = 160_000_000  # 12000x12000 photos and scans fit; decompression bombs do not
-
-
-def read_image(path, shape: tuple[int, int, int], invert: bool = False) -> np.ndarray:
-    """An image file as uint8 HxWxC of the model's input shape (see ``_as_input``).  An
-    image of more than ``MAX_PIXELS`` pixels is refused from its header, before decoding."""
-    from PIL import Image
-
-    h, w, c = shape
-    if c not in (1, 3):
-        raise RunError(f"cannot make a {c}-channel input from an image file (only 1 or 3)")
-    too_large = RunError(f"cannot read {path}: it has more than {MAX_PIXELS // 10**6} "
-                         "megapixels (a decompression bomb?); scale it down first")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Pillow's size and damaged-metadata warnings
-            with Image.open(path) as image:
-                if image.width * image.height > MAX_PIXELS:
-                    raise too_large
-                array = np.asarray(_as_input(image, "L" if c == 1 else "RGB", (w, h), invert),
-                                   dtype=np.uint8)
-    except Image.DecompressionBombError:
-        raise too_large from None
-    except FileNotFoundError:
-        raise RunError(f"no such image: {path}") from None
-    except IsADirectoryError:
-        raise RunError(f"{path} is a folder: give an image file") from None
-    except (OSError, SyntaxError, ValueError) as error:  # what Pillow raises on a bad file
-        raise RunError(f"cannot read {path} as an image ({error})") from None
-    return array.reshape(h, w, c)
-
-
-def _as_input(image, mode: str, size: tuple[int, int], invert: bool):
-    """An opened image's first frame in ``mode`` ("L" or "RGB") at ``size``: turned upright
-    by its EXIF orientation, 16-bit grays scaled to 8 bits, transparent parts white (as on
-    a page), resized with a bilinear filter; a large JPEG is decoded at 1/2 to 1/8 size."""
-    from PIL import Image, ImageOps
-
-    image.draft(mode, (max(size), max(size)))
-    if image.getexif().get(0x0112, 1) != 1:  # EXIF orientation: a photo taken sideways
-        image = ImageOps.exif_transpose(image)
-    if image.mode.startswith("I;16"):  # Pillow's convert would clip, not scale
-        image = Image.fromarray((np.asarray(image) >> 8).astype(np.uint8))
-    alpha = image.mode in ("LA", "PA", "RGBA") or "transparency" in image.info
-    image = image.convert(mode + "A" if alpha else mode)
-    if image.size != size:
-        image = image.resize(size, Image.Resampling.BILINEAR)
-    if alpha:
-        white = Image.new("RGBA", image.size, "white")
-        image = Image.alpha_composite(white, image.convert("RGBA")).convert(mode)
-    return ImageOps.invert(image) if invert else image
-
-
 PREDICT_BATCH = 256  # images per forward pass
 
 
 def predict_files(trained: TrainedRun, paths, top_k: int = 3, invert: bool = False) -> list[dict]:
-    shape = trained.network.input_shape
     batch = trained.batch_that_fits(min(len(paths), PREDICT_BATCH))
-    images = np.stack([read_image(p, (shape.h, shape.w, shape.c), invert) for p in paths])
+    images = np.stack([trained.read_image(p, invert) for p in paths])
     probs = trained.model.predict_proba(trained.prepare(images), batch)
+    return [{"image": str(path), "top": top_classes(trained, p, top_k)}
+            for path, p in zip(paths, probs)]
+
+
+def top_classes(trained: TrainedRun, probabilities: np.ndarray, top_k: int) -> list[dict]:
+    """The ``top_k`` most probable classes, with their names, most probable first."""
+    names = trained.class_names
+    return [{"class": int(i), "name": names[i] if i < len(names) else str(i),
+             "probability": float(probabilities[i])} for i in np.argsort(-probabilities)[:top_k]]
+
+
+@dataclass
+class ScoreMap:
+    """Class probabilities at every position of a fully convolutional network slid over an
+    image: ``probabilities`` is (rows, cols, classes); position (i, j) is the window whose
+    top-left corner is ``stride`` * (i, j) pixels into the image."""
+
+    image: str
+    probabilities: np.ndarray
+    window: tuple[int, int]  # the trained input size
+    stride: tuple[int, int]  # pixels between neighbouring windows
+    pixels: np.ndarray  # the image as the network read it, uint8 (H, W, C)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.probabilities.shape[:2]
+
+
+def sliding_network(trained: TrainedRun, shape: tuple[int, int, int]) -> Model:
+    """The run's model at input ``shape``: the same weights, slid over a larger image (a
+    fully convolutional network's weights do not depend on its input size)."""
+    from ..graph.build import parse
+
+    network = trained.network
+    if any(node.kind in ("fc", "flatten") for node in network.nodes):
+        raise RunError(f"{trained.run.path} has FC layers, which need inputs of the trained "
+                       f"size; make a fully convolutional run first: cnnkit convert "
+                       f"{trained.run.path} --fc-to-conv --out RUN2")
+    slid = parse(network.source, filename=network.filename, input_shape=shape)
+    model = Model(slid, xp=trained.model.xp, dtype=trained.config.dtype)
+    model.load_state_dict(trained.model.state_dict())
+    return model
+
+
+def score_map(trained: TrainedRun, path, invert: bool = False) -> ScoreMap:
+    """The network slid over the image file at its own size (not resized), in one pass."""
+    from PIL import Image
+
+    want = trained.network.input_shape
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except OSError as error:
+        raise RunError(f"cannot read {path} as an image ({error})") from None
+    if height < want.h or width < want.w:
+        raise RunError(f"{path} is {height}x{width}, smaller than the network's input "
+                       f"{want.h}x{want.w}; sliding needs an image at least that large")
+    pixels = read_image(path, (height, width, want.c), "stretch", invert)
+    model = sliding_network(trained, (height, width, want.c))
+    logits = model.forward(trained.prepare(pixels[None]), train=False)
+    return ScoreMap(str(path), to_numpy(softmax(logits))[0], (want.h, want.w),
+                    _stride(model.network), pixels)
+
+
+def _stride(network: Network) -> tuple[int, int]:
+    """Input pixels between neighbouring output positions (the receptive field's jump)."""
+    fields = []
+    for node in network.nodes:
+        fields.append(receptive_field(node, [fields[i] for i in node.inputs],
+                                      [network.nodes[i].out for i in node.inputs]))
+    return fields[-1].jump
+
+
+def slide_files(trained: TrainedRun, paths, top_k: int = 3, invert: bool = False) -> list[dict]:
+    """Each image's score map (see ``score_map``): its size, the window and stride in
+    pixels, and the top classes at every position, row by row."""
     results = []
-    for path, p in zip(paths, probs):
-        best = np.argsort(-p)[:top_k]
-        results.append({"image": str(path), "top": [
-            {"class": int(i), "name": trained.class_names[i] if i < len(trained.class_names)
-             else str(i), "probability": float(p[i])} for i in best]})
+    for path in paths:
+        scores = score_map(trained, path, invert)
+        rows, cols = scores.size
+        results.append({
+            "image": scores.image, "map": [rows, cols], "window": list(scores.window),
+            "stride": list(scores.stride),
+            "positions": [{"row": i, "col": j,
+                           "top": top_classes(trained, scores.probabilities[i, j], top_k)}
+                          for i in range(rows) for j in range(cols)]})
     return results
