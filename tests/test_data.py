@@ -525,6 +525,7 @@ def test_mnist_falls_back_to_sample_when_offline(tmp_path, monkeypatch, download
     assert "mnist-sample" in ds.notice and str(tmp_path / "cache" / "mnist") in ds.notice
     assert "train-images-idx3-ubyte.gz" in ds.notice
     assert ("Name or service not known" if download else "turned off") in ds.notice
+    assert "Official files" not in ds.notice and "\n" not in ds.notice  # one line, files once
 
 
 def test_other_datasets_say_where_to_put_files(tmp_path, monkeypatch):

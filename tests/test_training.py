@@ -179,6 +179,9 @@ def test_evaluate_and_predict(tmp_path):
     assert data["accuracy"] > 0.7 and len(data["per_class_accuracy"]) == 10
     table = runner.invoke(app, ["evaluate", str(run.path)]).stdout
     assert "confusion matrix" in table and "accuracy" in table
+    rows = [line for line in table.splitlines() if "%" in line and "│" in line]
+    assert rows and all(not line.split("│")[1].strip().startswith(("0 0", "1 1")) for line in rows)
+    assert rows[0].split("│")[1].strip() == "0"  # a digit's class is named once
 
     test = load_dataset("mnist-sample", split="test")
     paths = []

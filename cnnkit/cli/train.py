@@ -340,7 +340,8 @@ def print_evaluation(result, dataset: str, split: str) -> None:
     for i, name in enumerate(names):
         cells = [f"[green]{v}[/]" if i == j else (str(v) if v else "[dim]0[/]")
                  for j, v in enumerate(result.confusion[i])]
-        table.add_row(f"{i} {name}", *cells, f"{result.per_class_accuracy[i]:.1%}")
+        label = name if name == str(i) else f"{i} {name}"  # digits: "3", not "3 3"
+        table.add_row(label, *cells, f"{result.per_class_accuracy[i]:.1%}")
     console.print(table)
 
 

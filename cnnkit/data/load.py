@@ -79,7 +79,8 @@ def load_dataset(
     if key == "mnist":
         sample = _load_sample(split)
         notice = (f"{missing} Using mnist-sample instead: {len(sample):,} real MNIST digits "
-                  f"shipped with cnnkit. For the full dataset, {_where_to_put(info)}")
+                  f"shipped with cnnkit. For the full dataset, "
+                  f"{_where_to_put(info, urls=False)}.")
         return replace(sample, notice=notice)
     looked = ", ".join(str(folder) for folder, _ in folders)
     raise DataError(f"{missing} To use it, {_where_to_put(info)} (Looked in: {looked}.)")
@@ -156,8 +157,9 @@ def _load_sample(split: str) -> Dataset:
     return Dataset(info.name, split, images, labels, info.class_names, source)
 
 
-def _where_to_put(info: DatasetInfo) -> str:
-    """Which files to put in which folder, phrased for a person."""
+def _where_to_put(info: DatasetInfo, urls: bool = True) -> str:
+    """Which files to put in which folder, phrased for a person; ``urls`` adds where the
+    official files are (a fallback's notice leaves them out: it names the files once)."""
     cache = sources.cache_dir(info.name)
     if info.layout == "idx":
         names = [f"{name}.gz" for split in SPLITS for name in idx.file_names(split)]
@@ -172,5 +174,7 @@ def _where_to_put(info: DatasetInfo) -> str:
                 f"{cifar.BIN_ARCHIVE} or {cifar.BIN_DIR}/ (data_batch_1.bin .. "
                 f"data_batch_5.bin, test_batch.bin) into {cache}/ or into a folder passed as "
                 f"data_dir (--data-dir)")
-    urls = sorted({r.url for remotes in info.downloads.values() for r in remotes})
-    return f"{text}. Official files: {', '.join(urls)}"
+    if not urls:
+        return text
+    official = sorted({r.url for remotes in info.downloads.values() for r in remotes})
+    return f"{text}. Official files: {', '.join(official)}"
