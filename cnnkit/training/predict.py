@@ -66,7 +66,6 @@ class TrainedRun:
                           class_names=data.class_names)
         return data, result
 
-
     def weights(self, which: str) -> dict[str, np.ndarray]:
         """The run's "final" or "init" arrays, checked against its network as loading them
         would check them (names, shapes, real finite values)."""
@@ -74,8 +73,7 @@ class TrainedRun:
         try:
             self.model.check_state_dict(arrays)
         except ValueError as error:
-            raise RunError(f"the {which} weights in {self.run.path} do not fit its spec: "
-                           f"{error}") from None
+            raise _unfit(self.run, which, error) from None
         return arrays
 
     def batch_that_fits(self, batch: int) -> int:
@@ -96,9 +94,15 @@ def load_run(path, device: str = "cpu", which: str = "final") -> TrainedRun:
     _batch_that_fits(run, network, config, xp, 1)  # before the weights are allocated
     model = Model(network, xp=xp, dtype=config.dtype, seed=config.seed)
     names = run.read_classes(network.output_shape.size) or _catalog_names(config, network)
-    trained = TrainedRun(run, network, config, model, normalization, names, description)
-    model.load_state_dict(trained.weights(which))
-    return trained
+    try:
+        model.load_state_dict(run.weights(which))  # checks them all before copying any
+    except ValueError as error:
+        raise _unfit(run, which, error) from None
+    return TrainedRun(run, network, config, model, normalization, names, description)
+
+
+def _unfit(run: RunDirectory, which: str, error: ValueError) -> RunError:
+    return RunError(f"the {which} weights in {run.path} do not fit its spec: {error}")
 
 
 def _catalog_names(config: TrainConfig, network: Network) -> tuple[str, ...]:
