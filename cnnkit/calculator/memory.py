@@ -19,10 +19,11 @@ it:
     gradients     batch * (the most gradient values alive at one time during backward:
                   the gradient a layer reads, the ones it writes, those waiting at branch
                   points, and BN's temporary)
-    workspace     the im2col tiles: per CPU core, the largest convolution's tile of rows (up
-                  to TILE_BYTES, at least one image; sized for forward and backward, where a
-                  layer reading the input batch computes no input gradient) and of padded
-                  input
+    workspace     the convolutions' tiles: per CPU core and work array (im2col rows, padded
+                  input, Winograd's transforms; ``convolution.tile_values``), the largest
+                  tile (up to TILE_BYTES in its largest array, at least one image; sized
+                  for forward and backward, where a layer reading the input batch computes
+                  no input gradient)
     parameters    as above
 
 The tiling constants below are the engine's (``cnnkit.engine.parallel`` imports them).
@@ -36,6 +37,8 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+
+from . import convolution
 
 DTYPE_BYTES = {"float16": 2, "float32": 4, "float64": 8}
 OPTIMIZER_SLOTS = {"sgd": 0, "momentum": 1, "adam": 2}
@@ -217,36 +220,26 @@ def _gradient_peak(network, run) -> int:
 
 
 def _workspace(network, batch: int, itemsize: int, workers: int, device: str) -> int:
-    """Bytes of the im2col tiles: per thread, the largest tile of rows and of padded input
-    among the layers with enough tiles to reach that thread."""
+    """Bytes of the convolutions' work arrays (im2col rows, padded input, Winograd's
+    transforms): per thread and per array, the largest among the layers with enough tiles
+    to reach that thread, forward and backward (``convolution.tile_values``)."""
     nodes = network.nodes
     budget = TILE_BYTES if device == "cpu" else GPU_TILE_BYTES
-    per_thread = [(0, 0)] * workers  # (rows, padded) bytes
+    per_thread: list[dict[str, int]] = [{} for _ in range(workers)]
     for node in nodes:
         if node.kind != "conv":
             continue
-        a, in_shape, out = node.attrs, nodes[node.inputs[0]].out, node.out
-        (kh, kw), (dh, dw) = a["kernel"], a.get("dilation", (1, 1))
-        pad = top, bottom, left, right = a.get("pad", (0, 0, 0, 0))
-        forward = (out.h * out.w * kh * kw * in_shape.c,
-                   _padded_size(node, in_shape) if any(pad) else 0)  # values per image
-        # a stride-1 ungrouped convolution's input gradient: im2col of the output gradient
-        # padded by (k - 1) * dilation - pad (see cnnkit.engine.layers.conv); a layer reading
-        # the input batch computes none, and its backward tiles are its forward's
-        back = ((kh - 1) * dh - top, (kh - 1) * dh - bottom, (kw - 1) * dw - left,
-                (kw - 1) * dw - right)
-        backward = forward
-        if (node.inputs[0] != 0 and tuple(a["stride"]) == (1, 1) and a.get("groups", 1) == 1
-                and min(back) >= 0):
-            transposed_pad = (out.h + back[0] + back[1]) * (out.w + back[2] + back[3]) * out.c
-            backward = (max(forward[0], in_shape.h * in_shape.w * kh * kw * out.c),
-                        max(forward[1], transposed_pad if any(back) else 0))
-        for rows, padded in (forward, backward):
-            tile = min(-(-batch // workers), max(1, budget // (rows * itemsize)))  # per thread
+        shapes = nodes[node.inputs[0]].out, node.out
+        # a layer reading the input batch computes no input gradient
+        for backward in (False, True):
+            values = convolution.tile_values(node.attrs, *shapes, backward,
+                                             input_grad=node.inputs[0] != 0)
+            tile = min(-(-batch // workers), max(1, budget // (max(values.values()) * itemsize)))
             for k in range(min(workers, -(-batch // tile))):
-                per_thread[k] = (max(per_thread[k][0], tile * rows * itemsize),
-                                 max(per_thread[k][1], tile * padded * itemsize))
-    return sum(rows + padded for rows, padded in per_thread)
+                held = per_thread[k]
+                for key, v in values.items():
+                    held[key] = max(held.get(key, 0), tile * v * itemsize)
+    return sum(sum(held.values()) for held in per_thread)
 
 
 def largest_batch(limit_bytes: int, bytes_at: Callable[[int], int]) -> int:

@@ -1,8 +1,11 @@
-"""Convolution as im2col + one matrix product per group, channels last, tile by tile."""
+"""Convolution, channels last, tile by tile: im2col + one matrix product per group, or
+Winograd's F(2x2, 3x3) where the calculator predicts it is faster."""
 
 from __future__ import annotations
 
+from ...calculator import convolution
 from .. import parallel
+from . import winograd
 from .base import Layer, Scratch
 from .windows import Window
 
@@ -11,12 +14,8 @@ def transposed_window(window: Window, groups: int, node, in_shape) -> Window | N
     """The window that computes a stride-1 ungrouped convolution's input gradient as another
     convolution: of the output gradient, padded by (k - 1)*dilation - pad on each side, with
     the kernel flipped (None for other convolutions, or padding wider than the kernel)."""
-    if window.stride != (1, 1) or groups != 1:
-        return None
-    (kh, kw), (dh, dw) = window.kernel, window.dilation
-    top, bottom, left, right = window.pad
-    pad = ((kh - 1) * dh - top, (kh - 1) * dh - bottom, (kw - 1) * dw - left, (kw - 1) * dw - right)
-    if min(pad) < 0:
+    pad = convolution.transposed_pad(node.attrs)
+    if pad is None:
         return None
     attrs = {"kernel": window.kernel, "stride": (1, 1), "dilation": window.dilation, "pad": pad}
     return Window(attrs, node.name, node.out, in_shape)
@@ -35,7 +34,9 @@ class Conv(Layer):
     saves the largest array of the step.  The input gradient of a stride-1 ungrouped
     convolution is one more convolution (``transposed_window``: im2col of the output gradient
     and one product); other convolutions multiply the output gradient into row gradients and
-    add them back kernel offset by kernel offset (col2im).
+    add them back kernel offset by kernel offset (col2im).  Where the calculator picks
+    Winograd (``cnnkit.calculator.convolution.algorithm``), forward, input gradient and
+    weight gradient each run through ``winograd`` instead, tile by tile as well.
     """
 
     def __init__(self, node, in_shapes, xp, dtype, seed=0):
@@ -50,58 +51,57 @@ class Conv(Layer):
         if attrs.get("bias", True):
             self.add_param("b", (out,))
         self.fans = (kh * kw * per_group, kh * kw * out // self.groups)
+        self.shapes = (in_shapes[0], node.out)
+        self.algorithm = convolution.algorithm(attrs, in_shapes[0].c, node.out.h * node.out.w)
+        self.tiling = (convolution.WinogradTiling(self.window.in_hw, self.window.pad)
+                       if self.algorithm == "winograd" else None)
         self.transposed = transposed_window(self.window, self.groups, node, in_shapes[0])
-        ho, wo = self.window.out_hw
-        h, w = self.window.in_hw
-        # values per image of the im2col rows and the padded input: the forward's, and the
-        # transposed convolution's of the input gradient (not sized for without one)
-        self.forward_values = (ho * wo * kh * kw * in_shapes[0].c,
-                               self._padded_values(self.window, in_shapes[0].c))
-        self.transposed_values = (
-            (h * w * kh * kw * out, self._padded_values(self.transposed, out))
-            if self.transposed else (0, 0))
-        self.workspace = Scratch(xp)  # im2col tiles; the Model shares one among its layers
-
-    @staticmethod
-    def _padded_values(window: Window, channels: int) -> int:
-        return window.padded_hw[0] * window.padded_hw[1] * channels if any(window.pad) else 0
+        self.workspace = Scratch(xp)  # work arrays of tiles; the Model shares one among layers
 
     def _weights(self):
         """W as (G, K/G, O/G): one matrix per group."""
         w = self.params["W"]
         return w.reshape(-1, self.groups, w.shape[-1] // self.groups).transpose(1, 0, 2)
 
-    def _per_image(self, backward: bool) -> tuple[int, int]:
-        """(rows, padded input) values per image of a forward or backward tile.  A first
-        layer's backward, with no input gradient, takes tiles as large as its forward's: its
-        transposed rows (kh*kw*O per pixel) would shrink them to one image, and a layer with
-        one or three input channels would then spend its time in per-tile overhead."""
-        if backward and self.input_grad:
-            return tuple(map(max, self.forward_values, self.transposed_values))
-        return self.forward_values
+    def _flipped(self):
+        """The kernel of the input gradient's convolution: W flipped, in and out swapped,
+        (kh, kw, O, C)."""
+        return self.params["W"][::-1, ::-1].transpose(0, 1, 3, 2)
+
+    def _per_image(self, backward: bool) -> dict[str, int]:
+        """Values per image of each work array of a forward or backward tile
+        (``convolution.tile_values``).  A first layer's backward, with no input gradient,
+        takes tiles as large as its forward's: its transposed rows (kh*kw*O per pixel) would
+        shrink them to one image, and a layer with one or three input channels would then
+        spend its time in per-tile overhead."""
+        return convolution.tile_values(self.node.attrs, *self.shapes, backward, self.input_grad,
+                                       self.algorithm)
 
     def _chunks(self, n: int, backward: bool = False) -> list[list[slice]]:
-        return parallel.tiled_chunks(n, self._per_image(backward)[0] * self.dtype.itemsize,
-                                     self.xp)
-
-    def _reserve(self, chunks: list[list[slice]], backward: bool) -> tuple[int, int]:
-        """Bytes of a pass's largest tile (its first) of rows and of padded input: the
-        workspace grows to them at once, not tile by tile."""
+        """Chunks of tiles, and the bytes each work array of the pass's largest tile (its
+        first) needs: the workspace grows to them at once, not tile by tile."""
+        values = self._per_image(backward)
+        chunks = parallel.tiled_chunks(n, max(values.values()) * self.dtype.itemsize, self.xp)
         images = chunks[0][0].stop
-        return tuple(images * values * self.dtype.itemsize
-                     for values in self._per_image(backward))
+        self._reserved = {key: images * v * self.dtype.itemsize for key, v in values.items()}
+        return chunks
 
-    def _rows(self, x, tile: slice, worker: int, window: Window | None = None):
+    def _buffers(self, worker: int):
+        """``buffer(name, shape, dtype)``: the worker's work array ``name`` (contents undefined)."""
+        def buffer(name: str, shape: tuple[int, ...], dtype=self.dtype):
+            return self.workspace.view(f"{name}{worker}", shape, dtype, self._reserved[name])
+        return buffer
+
+    def _rows(self, x, tile: slice, buffer, window: Window | None = None):
         """im2col of the images ``x[tile]`` for ``window`` (the layer's by default):
         (G, t*Ho*Wo, K/G), in the worker's buffer."""
         window, x_t = window or self.window, x[tile]
         t = len(x_t)
         if any(window.pad):
-            shape = (t,) + window.padded_hw + x.shape[3:]
-            buffer = self.workspace.view(f"padded{worker}", shape, x.dtype, self._reserved[1])
-            x_t = window.pad_into(x_t, buffer, 0)
+            x_t = window.pad_into(x_t, buffer("padded", (t,) + window.padded_hw + x.shape[3:],
+                                              x.dtype), 0)
         view = window.columns(x_t, self.groups)  # (G, t, Ho, Wo, kh, kw, C/G)
-        rows = self.workspace.view(f"rows{worker}", view.shape, x.dtype, self._reserved[0])
+        rows = buffer("rows", view.shape, x.dtype)
         rows[...] = view  # the im2col copy
         g, _, ho, wo = view.shape[:4]
         return rows.reshape(g, t * ho * wo, -1)
@@ -113,14 +113,18 @@ class Conv(Layer):
         w_g, bias = self._weights(), self.params.get("b")
         y = xp.empty((n,) + self.window.out_hw + (out,), xp.result_type(x, w_g))
         chunks = self._chunks(n)
-        self._reserved = self._reserve(chunks, backward=False)
+        u = winograd.weights(self.params["W"], xp) if self.tiling else None
 
         def work(tiles: list[slice], worker: int) -> None:
+            buffer = self._buffers(worker)
             for tile in tiles:
-                rows = self._rows(x, tile, worker)
-                # (G, m, O/G) view of y's tile: y itself when groups == 1
-                y_g = y[tile].reshape(-1, groups, out // groups).transpose(1, 0, 2)
-                xp.matmul(rows, w_g, out=y_g)
+                if u is not None:
+                    winograd.convolve(x[tile], u, self.tiling, y[tile], buffer, xp)
+                else:
+                    rows = self._rows(x, tile, buffer)
+                    # (G, m, O/G) view of y's tile: y itself when groups == 1
+                    y_g = y[tile].reshape(-1, groups, out // groups).transpose(1, 0, 2)
+                    xp.matmul(rows, w_g, out=y_g)
                 if bias is not None:
                     y[tile] += bias
 
@@ -129,36 +133,27 @@ class Conv(Layer):
         return y
 
     def backward(self, dy):
-        x, xp, groups = self._x, self.xp, self.groups
-        out = self.params["W"].shape[-1]
-        w_g = self._weights()
-        dx = xp.empty(x.shape, xp.result_type(dy, w_g)) if self.input_grad else None
+        x, xp = self._x, self.xp
+        dx = xp.empty(x.shape, xp.result_type(dy, self.params["W"])) if self.input_grad else None
         chunks = self._chunks(len(x), backward=True)
-        self._reserved = self._reserve(chunks, backward=True)
-        if dx is not None and self.transposed:  # (kh*kw*O, C): W flipped, in and out swapped
-            w = self.params["W"]
-            w_flipped = w[::-1, ::-1].transpose(0, 1, 3, 2).reshape(-1, w.shape[2])
+        tile_pass = self._winograd_tile if self.tiling else self._im2col_tile
+        if dx is None:
+            flipped = None
+        elif self.tiling:  # transformed once for all tiles
+            flipped = winograd.weights(self._flipped(), xp)
+        elif self.transposed:  # (kh*kw*O, C)
+            flipped = self._flipped().reshape(-1, self.params["W"].shape[2])
+        else:
+            flipped = None  # col2im instead
 
         def work(tiles: list[slice], worker: int):
-            d_w = d_b = None
+            buffer, d_w, d_b = self._buffers(worker), None, None
             for tile in tiles:
-                rows = self._rows(x, tile, worker)
-                dy_t = dy[tile]
-                dy_g = dy_t.reshape(-1, groups, out // groups).transpose(1, 0, 2)  # (G, m, O/G)
-                # (G, O/G, K/G): transposing dy rather than rows spares CuPy, which copies
-                # transposed operands, a copy of the larger one
-                part = xp.matmul(dy_g.transpose(0, 2, 1), rows)
+                part = tile_pass(x, dy, dx, tile, buffer, flipped)
                 d_w = part if d_w is None else xp.add(d_w, part, out=d_w)
                 if "b" in self.grads:
-                    part = dy_t.reshape(-1, out).sum(axis=0)
+                    part = dy[tile].reshape(-1, dy.shape[-1]).sum(axis=0)
                     d_b = part if d_b is None else xp.add(d_b, part, out=d_b)
-                if dx is not None and self.transposed:
-                    d_rows = self._rows(dy, tile, worker, self.transposed)  # reuses the buffer
-                    dx_t = dx[tile]
-                    xp.matmul(d_rows[0], w_flipped, out=dx_t.reshape(-1, dx_t.shape[-1]))
-                elif dx is not None:
-                    d_rows = xp.matmul(dy_g, w_g.transpose(0, 2, 1), out=rows)  # reuses rows
-                    self._col2im(d_rows, dx[tile])
             return d_w, d_b
 
         partials = parallel.run(work, chunks, xp)
@@ -167,10 +162,47 @@ class Conv(Layer):
             d_w += more_w
             if d_b is not None:
                 d_b += more_b
-        self.grads["W"].reshape(-1, groups, out // groups)[...] = d_w.transpose(2, 0, 1)
+        if self.tiling:
+            self.grads["W"][...] = winograd.weight_gradient(d_w, xp)
+        else:
+            out = self.params["W"].shape[-1]
+            self.grads["W"].reshape(-1, self.groups, out // self.groups)[...] = \
+                d_w.transpose(2, 0, 1)
         if d_b is not None:
             self.grads["b"][...] = d_b
         return [dx]
+
+    def _im2col_tile(self, x, dy, dx, tile, buffer, flipped):
+        """One tile's backward by im2col: returns its weight gradient (G, O/G, K/G) and
+        writes its input gradient into ``dx`` (when wanted)."""
+        xp, groups = self.xp, self.groups
+        rows = self._rows(x, tile, buffer)
+        dy_g = dy[tile].reshape(-1, groups, dy.shape[-1] // groups).transpose(1, 0, 2)
+        # transposing dy rather than rows spares CuPy, which copies transposed operands,
+        # a copy of the larger one
+        d_w = xp.matmul(dy_g.transpose(0, 2, 1), rows)
+        if dx is not None and flipped is not None:
+            d_rows = self._rows(dy, tile, buffer, self.transposed)  # reuses the buffer
+            dx_t = dx[tile]
+            xp.matmul(d_rows[0], flipped, out=dx_t.reshape(-1, dx_t.shape[-1]))
+        elif dx is not None:
+            d_rows = xp.matmul(dy_g, self._weights().transpose(0, 2, 1), out=rows)  # reuses rows
+            self._col2im(d_rows, dx[tile])
+        return d_w
+
+    def _winograd_tile(self, x, dy, dx, tile, buffer, flipped):
+        """One tile's backward by Winograd: returns its gradient of the transformed kernels
+        (16, C, O), dU = V^T dM position by position, and writes its input gradient (the
+        convolution of dy with the ``flipped`` kernels) into ``dx`` (when wanted)."""
+        xp = self.xp
+        v = winograd.transform_input(x[tile], self.tiling, buffer, xp)
+        d_m = winograd.output_gradient(dy[tile], self.tiling, buffer, xp)
+        d_u = xp.empty((16, v.shape[2], dy.shape[-1]), v.dtype)
+        for position in range(16):
+            xp.matmul(v[position].T, d_m[position], out=d_u[position])
+        if dx is not None:
+            winograd.convolve(dy[tile], flipped, self.tiling.transposed(), dx[tile], buffer, xp)
+        return d_u
 
     def _col2im(self, d_rows, dx):
         """Adds the row gradients (G, t*Ho*Wo, K/G) into ``dx`` (t, H, W, C), one kernel offset

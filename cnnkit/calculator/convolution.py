@@ -1,0 +1,129 @@
+"""How the engine computes each convolution, and the work arrays that needs.
+
+Two algorithms (``cnnkit.engine.layers.conv``): im2col + one matrix product, for every
+convolution, and Winograd's F(2x2, 3x3) (``cnnkit.engine.layers.winograd``) for 3x3 stride-1
+ungrouped undilated ones.  Winograd multiplies 4*C*K times per output pixel instead of
+9*C*K, but adds transforms that write about 6*C + 7*K values per output pixel, and it does
+16 matrix products per tile of images where im2col does one.  With NumPy on this project's
+2-core machine (benchmarks/RESULTS.md, "Winograd against im2col") that pays only in a
+narrow band: 128 to 256 channels on both sides, on maps of at least 28x28 (10-15% faster,
+forward and backward).  Narrower layers lose to the transforms (64 channels: even, 32:
+25% slower), wider ones (512 channels: 35-55% slower) and small maps (16x16x128, 8x8x256:
+5-15% slower) to the 16 products per tile.  ``algorithm`` encodes that band; a layer uses
+one algorithm in forward and backward.
+
+``CNNKIT_CONV_ALGORITHM=im2col`` (or ``winograd``, wherever it applies) overrides the
+prediction, for comparisons; the default is ``auto``.
+
+The work arrays are sized here, per image of a tile, so that the engine and the memory
+estimate (``cnnkit.calculator.memory``) agree on them exactly.
+"""
+
+from __future__ import annotations
+
+import os
+
+WINOGRAD_CHANNELS = (128, 256)  # both sides within this range ...
+WINOGRAD_MIN_PIXELS = 28 * 28  # ... on output maps of at least this many pixels
+
+
+CHOICES = ("auto", "im2col", "winograd")
+
+
+def winograd_applies(attrs: dict) -> bool:
+    """Whether F(2x2, 3x3) computes this convolution: 3x3, stride 1, no dilation or groups,
+    padding of at most 2 (the input gradient's convolution pads by 2 - pad)."""
+    return (tuple(attrs["kernel"]) == (3, 3) and tuple(attrs["stride"]) == (1, 1)
+            and tuple(attrs.get("dilation", (1, 1))) == (1, 1) and attrs.get("groups", 1) == 1
+            and max(attrs.get("pad", (0, 0, 0, 0))) <= 2)
+
+
+def algorithm(attrs: dict, c: int, out_pixels: int) -> str:
+    """"winograd" or "im2col" for a convolution with ``attrs`` reading ``c`` channels and
+    writing maps of ``out_pixels``."""
+    choice = os.environ.get("CNNKIT_CONV_ALGORITHM", "auto").strip().lower() or "auto"
+    if choice not in CHOICES:
+        raise ValueError(f"CNNKIT_CONV_ALGORITHM={choice!r}: expected one of {', '.join(CHOICES)}")
+    if not winograd_applies(attrs):
+        return "im2col"
+    if choice != "auto":
+        return choice
+    low, high = WINOGRAD_CHANNELS
+    wins = low <= min(c, attrs["out_channels"]) and max(c, attrs["out_channels"]) <= high
+    return "winograd" if wins and out_pixels >= WINOGRAD_MIN_PIXELS else "im2col"
+
+
+class WinogradTiling:
+    """How a 3x3 stride-1 convolution with ``pad`` (top, bottom, left, right) of an ``in_hw``
+    image is cut into 2x2 output blocks: ``blocks`` (rows, columns), read from a padded input
+    of ``padded_rows`` x (2 x ``plane_columns``) stored as even and odd column planes.  Outputs
+    beyond an odd size are computed from zero padding and dropped."""
+
+    def __init__(self, in_hw: tuple[int, int], pad: tuple[int, int, int, int]):
+        self.in_hw, self.pad = tuple(in_hw), tuple(pad)
+        top, bottom, left, right = pad
+        self.out_hw = (in_hw[0] + top + bottom - 2, in_hw[1] + left + right - 2)
+        self.blocks = (-(-self.out_hw[0] // 2), -(-self.out_hw[1] // 2))
+        self.padded_rows = 2 * self.blocks[0] + 2
+        self.plane_columns = self.blocks[1] + 1
+
+    def transposed(self) -> WinogradTiling:
+        """The tiling of the input gradient's convolution: the output gradient padded by
+        2 - pad on each side (the kernel flipped), giving back the input's size."""
+        return WinogradTiling(self.out_hw, tuple(2 - p for p in self.pad))
+
+    def values(self, c: int, k: int, weight_gradient: bool = False) -> dict[str, int]:
+        """Values per image of each work array of a convolution from ``c`` to ``k`` channels;
+        with ``weight_gradient``, those of the weight gradient's pass."""
+        bh, bw = self.blocks
+        blocks, row_values = bh * bw, 4 * bh * 2 * self.plane_columns * c
+        sizes = {"padded": self.padded_rows * 2 * self.plane_columns * c, "rows": row_values,
+                 "tiles": 16 * blocks * c, "products": 16 * blocks * k, "blocks": 4 * blocks * k}
+        if weight_gradient:  # dM: 4 copied blocks, 4 sums and 8 more combinations
+            sizes.update(products=4 * blocks * k, gradients=8 * blocks * k)
+        return sizes
+
+
+def transposed_pad(attrs: dict) -> tuple[int, int, int, int] | None:
+    """The padding of the output gradient that makes a stride-1 ungrouped convolution's input
+    gradient another convolution, (k - 1)*dilation - pad per side; None for other
+    convolutions or padding wider than the kernel."""
+    if tuple(attrs["stride"]) != (1, 1) or attrs.get("groups", 1) != 1:
+        return None
+    (kh, kw), (dh, dw) = attrs["kernel"], attrs.get("dilation", (1, 1))
+    top, bottom, left, right = attrs.get("pad", (0, 0, 0, 0))
+    pad = ((kh - 1) * dh - top, (kh - 1) * dh - bottom, (kw - 1) * dw - left,
+           (kw - 1) * dw - right)
+    return None if min(pad) < 0 else pad
+
+
+def tile_values(attrs: dict, in_shape, out_shape, backward: bool, input_grad: bool = True,
+                method: str | None = None) -> dict[str, int]:
+    """Values per image of every work array of a forward or backward tile (the largest over
+    what the pass does; a pass without an input gradient sizes none for it), for the
+    ``method`` given (default: ``algorithm``'s)."""
+    c, k = in_shape.c, out_shape.c
+    if (method or algorithm(attrs, c, out_shape.h * out_shape.w)) == "winograd":
+        tiling = WinogradTiling((in_shape.h, in_shape.w), attrs.get("pad", (0, 0, 0, 0)))
+        passes = [tiling.values(c, k)]
+        if backward:
+            passes.append(tiling.values(c, k, weight_gradient=True))
+            if input_grad:
+                passes.append(tiling.transposed().values(k, c))
+    else:
+        (kh, kw), pad = attrs["kernel"], attrs.get("pad", (0, 0, 0, 0))
+        passes = [_im2col_values(out_shape.h * out_shape.w, kh * kw * c,
+                                 (in_shape.h, in_shape.w), pad, c)]
+        back = transposed_pad(attrs)
+        if backward and input_grad and back is not None:
+            passes.append(_im2col_values(in_shape.h * in_shape.w, kh * kw * k,
+                                         (out_shape.h, out_shape.w), back, k))
+    return {key: max(p.get(key, 0) for p in passes) for key in dict.fromkeys(
+        key for p in passes for key in p)}
+
+
+def _im2col_values(pixels: int, row: int, hw, pad, channels: int) -> dict[str, int]:
+    """im2col rows (``pixels`` rows of ``row`` values) and the padded input, if padded."""
+    top, bottom, left, right = pad
+    padded = (hw[0] + top + bottom) * (hw[1] + left + right) * channels if any(pad) else 0
+    return {"rows": pixels * row, "padded": padded}

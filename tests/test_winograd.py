@@ -1,0 +1,142 @@
+"""Winograd F(2x2, 3x3) against the im2col path it replaces, and where the calculator uses it.
+
+The two algorithms compute the same sums in different orders, so in float64 they agree to
+rounding (1e-12 relative) and in float32 to a few float32 roundings (the issue's bound is
+1e-4 relative); the gradients are also checked against centred differences.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_gradients import check_layer
+
+import cnnkit
+from cnnkit.calculator import convolution
+from cnnkit.calculator.memory import executor_terms
+from cnnkit.engine import Model, parallel
+from cnnkit.engine.layers import Conv
+
+# odd and even maps, no/asymmetric/wide padding, channel counts that are not powers of two
+SPECS = [
+    "INPUT 9x7x3 -> CONV3-5 -> RELU -> CONV3-4 -> FC-3",
+    "INPUT 8x8x4 -> CONV3-6(pad=0) -> CONV3-3(pad=2) -> FC-2",
+    "INPUT 6x7x2 -> CONV3-3(pad=0x1:2) -> CONV3-4(pad=1:0, bias=false) -> FC-2",
+    "INPUT 5x5x3 -> CONV3-4(pad=0) -> CONV3-2(pad=2) -> GAP -> FC-2",
+]
+
+
+def run(spec: str, method: str, dtype: str, monkeypatch, batch: int = 5):
+    """Output, input gradient and parameter gradients of one forward/backward."""
+    monkeypatch.setenv("CNNKIT_CONV_ALGORITHM", method)
+    network = cnnkit.parse(spec)
+    model = Model(network, dtype=dtype, seed=3)
+    convs = [layer for layer in model.layers if isinstance(layer, Conv)]
+    assert {layer.algorithm for layer in convs} == {method}
+    rng = np.random.default_rng(0)
+    shape = network.input_shape
+    x = rng.standard_normal((batch, shape.h, shape.w, shape.c))
+    y = model.forward(x, train=True)
+    dx = model.backward(rng.standard_normal(y.shape).astype(dtype))
+    grads = {name: grad.copy() for name, _, grad in model.parameters()}
+    return y, dx, grads
+
+
+def relative(a, b) -> float:
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
+
+
+@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize("dtype, bound", [("float64", 1e-12), ("float32", 2e-6)])
+def test_winograd_computes_what_im2col_computes(spec, dtype, bound, monkeypatch):
+    ours = run(spec, "winograd", dtype, monkeypatch)
+    theirs = run(spec, "im2col", dtype, monkeypatch)
+    assert ours[0].shape == theirs[0].shape
+    assert relative(ours[0], theirs[0]) < bound  # forward
+    assert relative(ours[1], theirs[1]) < bound  # input gradient
+    for name in theirs[2]:
+        assert relative(ours[2][name], theirs[2][name]) < bound, name
+
+
+def test_winograd_in_threads_equals_one_thread(monkeypatch):
+    """Tiles spread over threads give the same result as one thread (partial weight
+    gradients are added in chunk order)."""
+    spec = "INPUT 12x12x8 -> CONV3-8 -> RELU -> CONV3-8 -> FC-3"
+    threaded = run(spec, "winograd", "float64", monkeypatch, batch=9)
+    monkeypatch.setattr(parallel, "WORKERS", 1)
+    single = run(spec, "winograd", "float64", monkeypatch, batch=9)
+    for a, b in zip(threaded[:2], single[:2]):
+        assert relative(a, b) < 1e-13
+    for name in single[2]:
+        assert relative(threaded[2][name], single[2][name]) < 1e-13
+
+
+@pytest.mark.parametrize("spec", ["INPUT 5x6x2 -> CONV3-3", "INPUT 4x4x3 -> CONV3-2(pad=0x1:2)"])
+def test_winograd_gradients_match_centred_differences(spec, monkeypatch):
+    monkeypatch.setenv("CNNKIT_CONV_ALGORITHM", "winograd")
+    network = cnnkit.parse(spec)
+    node = network.nodes[1]
+    layer = Conv(node, [network.nodes[0].out], np, "float64")
+    assert layer.algorithm == "winograd"
+    rng = np.random.default_rng(2)
+    for array in layer.params.values():
+        array[...] = rng.standard_normal(array.shape)
+    shape = network.input_shape
+    check_layer(layer, [rng.standard_normal((3, shape.h, shape.w, shape.c))])
+
+
+def conv_attrs(spec: str):
+    network = cnnkit.parse(spec)
+    node = network.nodes[1]
+    return node.attrs, network.nodes[0].out.c, node.out.h * node.out.w
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ("INPUT 56x56x128 -> CONV3-128", "winograd"),  # measured 10-15% faster
+    ("INPUT 28x28x256 -> CONV3-256", "winograd"),
+    ("INPUT 56x56x128 -> CONV3-256", "winograd"),
+    ("INPUT 32x32x64 -> CONV3-64", "im2col"),  # even: the transforms eat the saving
+    ("INPUT 16x16x128 -> CONV3-128", "im2col"),  # small maps: 16 products per tile
+    ("INPUT 28x28x512 -> CONV3-512", "im2col"),  # wide: 35-55% slower
+    ("INPUT 32x32x3 -> CONV3-64", "im2col"),  # a first layer
+    ("INPUT 56x56x128 -> CONV3-128(stride=2, round=floor)", "im2col"),  # Winograd does not apply
+    ("INPUT 56x56x128 -> CONV5-128", "im2col"),
+    ("INPUT 56x56x128 -> CONV3-128(dilation=2)", "im2col"),
+    ("INPUT 56x56x128 -> CONV3-128(groups=2)", "im2col"),
+])
+def test_the_calculator_picks_winograd_only_where_it_was_measured_to_win(spec, expected,
+                                                                         monkeypatch):
+    monkeypatch.delenv("CNNKIT_CONV_ALGORITHM", raising=False)
+    assert convolution.algorithm(*conv_attrs(spec)) == expected
+
+
+def test_the_benchmark_networks_use_im2col_and_the_override_is_checked(monkeypatch):
+    monkeypatch.delenv("CNNKIT_CONV_ALGORITHM", raising=False)
+    for spec in ("benchmarks/specs/m2.txt", "benchmarks/specs/m3.txt"):
+        model = Model(cnnkit.load(spec))
+        assert {layer.algorithm for layer in model.layers if isinstance(layer, Conv)} == {"im2col"}
+    monkeypatch.setenv("CNNKIT_CONV_ALGORITHM", "winograd")
+    assert convolution.algorithm(*conv_attrs("INPUT 8x8x3 -> CONV3-4")) == "winograd"
+    assert convolution.algorithm(*conv_attrs("INPUT 9x9x3 -> CONV3-4(stride=2)")) == "im2col"
+    monkeypatch.setenv("CNNKIT_CONV_ALGORITHM", "fast")
+    with pytest.raises(ValueError, match="CNNKIT_CONV_ALGORITHM='fast'"):
+        convolution.algorithm(*conv_attrs("INPUT 8x8x3 -> CONV3-4"))
+
+
+def test_the_memory_model_knows_winograds_work_arrays(monkeypatch):
+    """The engine's work arrays after training steps equal the calculator's workspace term
+    for Winograd layers too (one thread, as the im2col test in test_engine.py)."""
+    monkeypatch.setattr(parallel, "WORKERS", 1)
+    monkeypatch.setenv("CNNKIT_CONV_ALGORITHM", "winograd")
+    for spec in ("INPUT 15x15x3 -> CONV3-8 -> RELU -> CONV3-16(pad=2) -> RELU -> FC-10",
+                 "INPUT 8x8x4 -> CONV3-4(pad=0) -> CONV5-4 -> CONV3-6 -> FC-2"):
+        network = cnnkit.parse(spec)
+        model = Model(network)
+        shape = network.input_shape
+        x = np.zeros((8, shape.h, shape.w, shape.c), np.float32)
+        for _ in range(2):
+            y = model.forward(x, train=True)
+            model.backward(np.ones_like(y), input_grad=False)
+        workspace = next(layer.workspace for layer in model.layers if hasattr(layer, "workspace"))
+        held = sum(array.nbytes for array in workspace._arrays.values())
+        assert held == executor_terms(network, 8, "float32", workers=1)["workspace"], spec
