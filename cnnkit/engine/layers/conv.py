@@ -56,6 +56,9 @@ class Conv(Layer):
         self.tiling = (convolution.WinogradTiling(self.window.in_hw, self.window.pad)
                        if self.algorithm == "winograd" else None)
         self.transposed = transposed_window(self.window, self.groups, node, in_shapes[0])
+        # few input channels (a first layer): im2col's rows would be runs of 1-3 values,
+        # slow to gather; their transpose, one row per tap and channel, is runs of pixels
+        self.tap_major = self.groups == 1 and in_shapes[0].c <= 3
         self.workspace = Scratch(xp)  # work arrays of tiles; the Model shares one among layers
 
     def _weights(self):
@@ -94,12 +97,18 @@ class Conv(Layer):
 
     def _rows(self, x, tile: slice, buffer, window: Window | None = None):
         """im2col of the images ``x[tile]`` for ``window`` (the layer's by default):
-        (G, t*Ho*Wo, K/G), in the worker's buffer."""
+        (G, t*Ho*Wo, K/G), in the worker's buffer; for a ``tap_major`` layer's own window,
+        its transpose (K, t*Ho*Wo)."""
         window, x_t = window or self.window, x[tile]
         t = len(x_t)
         if any(window.pad):
             x_t = window.pad_into(x_t, buffer("padded", (t,) + window.padded_hw + x.shape[3:],
                                               x.dtype), 0)
+        if self.tap_major and window is self.window:
+            view = window.taps(x_t)  # (kh, kw, C, t, Ho, Wo)
+            rows = buffer("rows", view.shape, x.dtype)
+            rows[...] = view
+            return rows.reshape(-1, t * window.out_hw[0] * window.out_hw[1])
         view = window.columns(x_t, self.groups)  # (G, t, Ho, Wo, kh, kw, C/G)
         rows = buffer("rows", view.shape, x.dtype)
         rows[...] = view  # the im2col copy
@@ -120,6 +129,9 @@ class Conv(Layer):
             for tile in tiles:
                 if u is not None:
                     winograd.convolve(x[tile], u, self.tiling, y[tile], buffer, xp)
+                elif self.tap_major:
+                    rows = self._rows(x, tile, buffer)
+                    xp.matmul(rows.T, w_g[0], out=y[tile].reshape(-1, out))
                 else:
                     rows = self._rows(x, tile, buffer)
                     # (G, m, O/G) view of y's tile: y itself when groups == 1
@@ -178,16 +190,20 @@ class Conv(Layer):
         xp, groups = self.xp, self.groups
         rows = self._rows(x, tile, buffer)
         dy_g = dy[tile].reshape(-1, groups, dy.shape[-1] // groups).transpose(1, 0, 2)
-        # transposing dy rather than rows spares CuPy, which copies transposed operands,
-        # a copy of the larger one
-        d_w = xp.matmul(dy_g.transpose(0, 2, 1), rows)
+        if self.tap_major:  # (K, m) @ (m, O), seen as (1, O, K)
+            d_w = xp.matmul(rows, dy_g[0]).T[None]
+        else:
+            # transposing dy rather than rows spares CuPy, which copies transposed operands,
+            # a copy of the larger one
+            d_w = xp.matmul(dy_g.transpose(0, 2, 1), rows)
         if dx is not None and flipped is not None:
             d_rows = self._rows(dy, tile, buffer, self.transposed)  # reuses the buffer
             dx_t = dx[tile]
             xp.matmul(d_rows[0], flipped, out=dx_t.reshape(-1, dx_t.shape[-1]))
         elif dx is not None:
-            d_rows = xp.matmul(dy_g, self._weights().transpose(0, 2, 1), out=rows)  # reuses rows
-            self._col2im(d_rows, dx[tile])
+            w_t = self._weights().transpose(0, 2, 1)  # (G, O/G, K/G)
+            d_rows = xp.matmul(dy_g, w_t, out=buffer("rows", dy_g.shape[:2] + w_t.shape[2:]))
+            self._col2im(d_rows, dx[tile])  # d_rows reuses the rows' buffer
         return d_w
 
     def _winograd_tile(self, x, dy, dx, tile, buffer, flipped):

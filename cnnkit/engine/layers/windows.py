@@ -92,6 +92,16 @@ class Window:
         (out_rows, in_rows), (out_cols, in_cols) = pieces
         return out_rows, out_cols, in_rows, in_cols
 
+    def taps(self, padded):
+        """im2col transposed, as a strided view: (kh, kw, C, N, Ho, Wo), one row per kernel
+        tap and channel (runs of Wo pixels, where ``columns`` has runs of C values)."""
+        as_strided = get_array_module(padded).lib.stride_tricks.as_strided
+        s_n, s_h, s_w, s_c = padded.strides
+        (sh, sw), (dh, dw) = self.stride, self.dilation
+        shape = self.kernel + padded.shape[3:] + padded.shape[:1] + self.out_hw
+        strides = (s_h * dh, s_w * dw, s_c, s_n, s_h * sh, s_w * sw)
+        return as_strided(padded, shape=shape, strides=strides)
+
     def columns(self, padded, groups: int):
         """im2col as a strided view, no copy: (groups, N, Ho, Wo, kh, kw, C/groups)."""
         as_strided = get_array_module(padded).lib.stride_tricks.as_strided
