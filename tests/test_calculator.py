@@ -98,13 +98,15 @@ def test_training_memory_formula():
     assert m.workspace_bytes == 0
 
     # what the engine holds: the input, the conv output (the RELU overwrites it; the FC keeps
-    # it) and the logits; at most the RELU's gradient in and out at once (2 * 32); im2col
-    # tiles of 5 images (10 over 2 threads) per thread: rows 5*16*9 and padded input 5*6*6*1
-    # values (a layer reading the input batch computes no input gradient in training)
+    # it) and the logits; at most the logits' gradient and the FC's input gradient at once
+    # (3 + 32: the RELU passes its gradient on, the conv applies its mask); im2col tiles of
+    # 5 images (10 over 2 threads) per thread: rows 5*16*9, padded input 5*6*6*1 and, in
+    # backward, the masked output gradient 5*16*2 values (a layer reading the input batch
+    # computes no input gradient in training)
     terms = executor_terms(cnnkit.parse("INPUT 4x4x1 -> CONV3-2 -> RELU -> FC-3"), batch=10,
                            dtype="float64", workers=2)
-    assert terms == {"activations": 16 + 32 + 3, "gradients": 2 * 32,
-                     "workspace": 2 * (5 * 16 * 9 + 5 * 6 * 6 * 1) * 8}
+    assert terms == {"activations": 16 + 32 + 3, "gradients": 3 + 32,
+                     "workspace": 2 * (5 * 16 * 9 + 5 * 6 * 6 * 1 + 5 * 16 * 2) * 8}
     # behind another layer, the tiles are sized for backward too, whose input gradient is an
     # im2col of the padded 6x6x2 output gradient: rows 5*16*(9*2), padded 5*6*6*2
     deeper = executor_terms(cnnkit.parse("INPUT 4x4x1 -> RELU -> CONV3-2 -> FC-3"), batch=10,
@@ -112,8 +114,8 @@ def test_training_memory_formula():
     assert deeper["workspace"] == 2 * (5 * 16 * 18 + 5 * 6 * 6 * 2) * 8
     ours = estimate(input_size=16, params=params, state=0, batch=10, dtype="float64",
                     optimizer="adam", **terms)
-    assert ours.gradient_bytes == 10 * 64 * 8 and ours.workspace_bytes == terms["workspace"]
-    assert ours.total_bytes == (10 * (51 + 64) + params * 4) * 8 + terms["workspace"]
+    assert ours.gradient_bytes == 10 * 35 * 8 and ours.workspace_bytes == terms["workspace"]
+    assert ours.total_bytes == (10 * (51 + 35) + params * 4) * 8 + terms["workspace"]
 
 
 def test_largest_batch_fits_and_one_more_does_not():

@@ -98,10 +98,11 @@ def transposed_pad(attrs: dict) -> tuple[int, int, int, int] | None:
 
 
 def tile_values(attrs: dict, in_shape, out_shape, backward: bool, input_grad: bool = True,
-                method: str | None = None) -> dict[str, int]:
+                method: str | None = None, masked: bool = False) -> dict[str, int]:
     """Values per image of every work array of a forward or backward tile (the largest over
     what the pass does; a pass without an input gradient sizes none for it), for the
-    ``method`` given (default: ``algorithm``'s)."""
+    ``method`` given (default: ``algorithm``'s); ``masked``: the backward applies a ReLU's
+    mask to its tile of the output gradient (``memory.masked_convolutions``)."""
     c, k = in_shape.c, out_shape.c
     if (method or algorithm(attrs, c, out_shape.h * out_shape.w)) == "winograd":
         tiling = WinogradTiling((in_shape.h, in_shape.w), attrs.get("pad", (0, 0, 0, 0)))
@@ -118,6 +119,8 @@ def tile_values(attrs: dict, in_shape, out_shape, backward: bool, input_grad: bo
         if backward and input_grad and back is not None:
             passes.append(_im2col_values(in_shape.h * in_shape.w, kh * kw * k,
                                          (out_shape.h, out_shape.w), back, k))
+    if backward and masked:
+        passes.append({"masked": out_shape.h * out_shape.w * k})
     return {key: max(p.get(key, 0) for p in passes) for key in dict.fromkeys(
         key for p in passes for key in p)}
 

@@ -108,6 +108,19 @@ def estimate(*, activations: int, input_size: int, params: int, state: int, batc
     )
 
 
+def masked_convolutions(network) -> dict[int, int]:
+    """``{conv index: relu index}`` for every CONV read by one RELU alone: the engine applies
+    that ReLU's mask to the conv's output gradient tile by tile, inside the conv's backward,
+    and the ReLU passes its gradient on unchanged (one pass over the gradient fewer)."""
+    nodes = network.nodes
+    readers = [0] * len(nodes)
+    for node in nodes:
+        for i in node.inputs:
+            readers[i] += 1
+    return {node.inputs[0]: node.index for node in nodes if node.kind == "relu"
+            and nodes[node.inputs[0]].kind == "conv" and readers[node.inputs[0]] == 1}
+
+
 def executor_terms(network, batch: int, dtype: str = "float32", device: str = "cpu",
                    workers: int | None = None) -> dict[str, int]:
     """``activations``, ``gradients`` (values per image) and ``workspace`` (bytes) of a
@@ -191,6 +204,7 @@ def _gradient_peak(network, run) -> int:
         live += values
         return key
 
+    masked = set(masked_convolutions(network).values())  # RELUs passing dy on
     pending: dict[int, int] = {run[-1].index: new(run[-1].out.size)}
     peak = 0
     for node in reversed(run[1:]):
@@ -198,7 +212,7 @@ def _gradient_peak(network, run) -> int:
         if dy is None:
             continue
         kind = node.kind
-        if kind in ("add", "concat", "flatten", "id") or (
+        if kind in ("add", "concat", "flatten", "id") or node.index in masked or (
                 kind == "dropout" and node.attrs.get("p", 0) == 0):
             produced = [dy] * len(node.inputs)  # the same array, or views of it
         else:
@@ -226,6 +240,7 @@ def _workspace(network, batch: int, itemsize: int, workers: int, device: str) ->
     nodes = network.nodes
     budget = TILE_BYTES if device == "cpu" else GPU_TILE_BYTES
     per_thread: list[dict[str, int]] = [{} for _ in range(workers)]
+    masked = masked_convolutions(network)
     for node in nodes:
         if node.kind != "conv":
             continue
@@ -233,7 +248,8 @@ def _workspace(network, batch: int, itemsize: int, workers: int, device: str) ->
         # a layer reading the input batch computes no input gradient
         for backward in (False, True):
             values = convolution.tile_values(node.attrs, *shapes, backward,
-                                             input_grad=node.inputs[0] != 0)
+                                             input_grad=node.inputs[0] != 0,
+                                             masked=node.index in masked)
             tile = min(-(-batch // workers), max(1, budget // (max(values.values()) * itemsize)))
             for k in range(min(workers, -(-batch // tile))):
                 held = per_thread[k]

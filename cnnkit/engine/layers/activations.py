@@ -16,9 +16,14 @@ def softmax(z):
 
 
 class ReLU(Layer):
-    """max(x, 0), in place when the Model says nothing else reads x (``in_place``)."""
+    """max(x, 0), in place when the Model says nothing else reads x (``in_place``).
+
+    After a CONV that only it reads, the Model sets ``mask_deferred``: the conv applies this
+    layer's mask to its output gradient tile by tile, and ``backward`` passes dy on as it is.
+    """
 
     in_place = False
+    mask_deferred = False
 
     def forward(self, xs, train):
         x, xp = xs[0], self.xp
@@ -32,6 +37,8 @@ class ReLU(Layer):
         return y
 
     def backward(self, dy):
+        if self.mask_deferred:
+            return [dy]
         xp, y = self.xp, self._y
         dx = xp.empty(dy.shape, xp.result_type(dy, y))
 

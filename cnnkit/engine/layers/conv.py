@@ -59,6 +59,7 @@ class Conv(Layer):
         # few input channels (a first layer): im2col's rows would be runs of 1-3 values,
         # slow to gather; their transpose, one row per tap and channel, is runs of pixels
         self.tap_major = self.groups == 1 and in_shapes[0].c <= 3
+        self.output_mask = None  # the ReLU whose mask backward applies to dy (set by the Model)
         self.workspace = Scratch(xp)  # work arrays of tiles; the Model shares one among layers
 
     def _weights(self):
@@ -78,7 +79,7 @@ class Conv(Layer):
         shrink them to one image, and a layer with one or three input channels would then
         spend its time in per-tile overhead."""
         return convolution.tile_values(self.node.attrs, *self.shapes, backward, self.input_grad,
-                                       self.algorithm)
+                                       self.algorithm, masked=self.output_mask is not None)
 
     def _chunks(self, n: int, backward: bool = False) -> list[list[slice]]:
         """Chunks of tiles, and the bytes each work array of the pass's largest tile (its
@@ -161,10 +162,11 @@ class Conv(Layer):
         def work(tiles: list[slice], worker: int):
             buffer, d_w, d_b = self._buffers(worker), None, None
             for tile in tiles:
-                part = tile_pass(x, dy, dx, tile, buffer, flipped)
+                dy_t = self._output_gradient(dy, tile, buffer)
+                part = tile_pass(x[tile], dy_t, None if dx is None else dx[tile], buffer, flipped)
                 d_w = part if d_w is None else xp.add(d_w, part, out=d_w)
                 if "b" in self.grads:
-                    part = dy[tile].reshape(-1, dy.shape[-1]).sum(axis=0)
+                    part = dy_t.reshape(-1, dy.shape[-1]).sum(axis=0)
                     d_b = part if d_b is None else xp.add(d_b, part, out=d_b)
             return d_w, d_b
 
@@ -184,12 +186,22 @@ class Conv(Layer):
             self.grads["b"][...] = d_b
         return [dx]
 
-    def _im2col_tile(self, x, dy, dx, tile, buffer, flipped):
-        """One tile's backward by im2col: returns its weight gradient (G, O/G, K/G) and
-        writes its input gradient into ``dx`` (when wanted)."""
-        xp, groups = self.xp, self.groups
-        rows = self._rows(x, tile, buffer)
-        dy_g = dy[tile].reshape(-1, groups, dy.shape[-1] // groups).transpose(1, 0, 2)
+    def _output_gradient(self, dy, tile: slice, buffer):
+        """The tile's output gradient, times the following ReLU's mask when this layer
+        applies it (``output_mask``): one product on a tile in cache instead of a pass of
+        the ReLU over the whole gradient."""
+        if self.output_mask is None:
+            return dy[tile]
+        dy_t = buffer("masked", dy[tile].shape, dy.dtype)
+        return self.xp.multiply(dy[tile], self.output_mask._y[tile] > 0, out=dy_t)
+
+    def _im2col_tile(self, x, dy, dx, buffer, flipped):
+        """One tile's backward by im2col, from its images ``x`` and output gradient ``dy``:
+        returns its weight gradient (G, O/G, K/G) and writes its input gradient into ``dx``
+        (when wanted)."""
+        xp, groups, every = self.xp, self.groups, slice(None)
+        rows = self._rows(x, every, buffer)
+        dy_g = dy.reshape(-1, groups, dy.shape[-1] // groups).transpose(1, 0, 2)
         if self.tap_major:  # (K, m) @ (m, O), seen as (1, O, K)
             d_w = xp.matmul(rows, dy_g[0]).T[None]
         else:
@@ -197,27 +209,26 @@ class Conv(Layer):
             # a copy of the larger one
             d_w = xp.matmul(dy_g.transpose(0, 2, 1), rows)
         if dx is not None and flipped is not None:
-            d_rows = self._rows(dy, tile, buffer, self.transposed)  # reuses the buffer
-            dx_t = dx[tile]
-            xp.matmul(d_rows[0], flipped, out=dx_t.reshape(-1, dx_t.shape[-1]))
+            d_rows = self._rows(dy, every, buffer, self.transposed)  # reuses the buffer
+            xp.matmul(d_rows[0], flipped, out=dx.reshape(-1, dx.shape[-1]))
         elif dx is not None:
             w_t = self._weights().transpose(0, 2, 1)  # (G, O/G, K/G)
             d_rows = xp.matmul(dy_g, w_t, out=buffer("rows", dy_g.shape[:2] + w_t.shape[2:]))
-            self._col2im(d_rows, dx[tile])  # d_rows reuses the rows' buffer
+            self._col2im(d_rows, dx)  # d_rows reuses the rows' buffer
         return d_w
 
-    def _winograd_tile(self, x, dy, dx, tile, buffer, flipped):
+    def _winograd_tile(self, x, dy, dx, buffer, flipped):
         """One tile's backward by Winograd: returns its gradient of the transformed kernels
         (16, C, O), dU = V^T dM position by position, and writes its input gradient (the
         convolution of dy with the ``flipped`` kernels) into ``dx`` (when wanted)."""
         xp = self.xp
-        v = winograd.transform_input(x[tile], self.tiling, buffer, xp)
-        d_m = winograd.output_gradient(dy[tile], self.tiling, buffer, xp)
+        v = winograd.transform_input(x, self.tiling, buffer, xp)
+        d_m = winograd.output_gradient(dy, self.tiling, buffer, xp)
         d_u = xp.empty((16, v.shape[2], dy.shape[-1]), v.dtype)
         for position in range(16):
             xp.matmul(v[position].T, d_m[position], out=d_u[position])
         if dx is not None:
-            winograd.convolve(dy[tile], flipped, self.tiling.transposed(), dx[tile], buffer, xp)
+            winograd.convolve(dy, flipped, self.tiling.transposed(), dx, buffer, xp)
         return d_u
 
     def _col2im(self, d_rows, dx):
