@@ -1,0 +1,78 @@
+"""Time one 3x3 stride-1 convolution layer by im2col and by Winograd F(2x2, 3x3).
+
+    PYTHONPATH=. python3 -m benchmarks.conv_algorithms
+    PYTHONPATH=. python3 -m benchmarks.conv_algorithms 56x56x128:128:8 28x28x512:512:4
+
+Each case is HxWxC:K:batch.  Forward and backward (weight, bias and input gradient) of the
+same layer with the same weights and data, the two algorithms interleaved in one process
+(``common.interleaved``), median ms; and the algorithm the calculator picks for the layer
+(``cnnkit.calculator.convolution.algorithm``), whose band these figures are the reason for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import numpy
+
+import cnnkit
+from cnnkit.calculator import convolution
+from cnnkit.engine.layers import Conv
+
+from . import common
+
+CASES = ["32x32x32:32:32", "32x32x64:64:16", "56x56x64:64:8", "16x16x128:128:32",
+         "56x56x128:128:8", "28x28x256:256:16", "8x8x256:256:64", "14x14x512:512:16",
+         "28x28x512:512:4"]
+
+
+def layer(case: str, method: str):
+    """(conv layer computing by ``method``, its input batch, the output gradient)."""
+    shape, k, batch = case.split(":")
+    os.environ["CNNKIT_CONV_ALGORITHM"] = method
+    network = cnnkit.parse(f"INPUT {shape} -> CONV3-{k}")
+    conv = Conv(network.nodes[1], [network.nodes[0].out], numpy, "float32")
+    rng = numpy.random.default_rng(0)
+    for array in conv.params.values():
+        array[...] = rng.standard_normal(array.shape) * 0.05
+    s = network.input_shape
+    x = rng.standard_normal((int(batch), s.h, s.w, s.c)).astype("float32")
+    dy = rng.standard_normal((int(batch),) + conv.window.out_hw + (int(k),)).astype("float32")
+    return conv, x, dy
+
+
+def run(case: str, steps: int) -> dict:
+    layers = {method: layer(case, method) for method in ("im2col", "winograd")}
+    os.environ.pop("CNNKIT_CONV_ALGORITHM")
+    conv, x, _ = layers["im2col"]
+    chosen = convolution.algorithm(conv.node.attrs, x.shape[-1], conv.node.out.h * conv.node.out.w)
+    forward = common.interleaved({m: (lambda c=c, x=x: c.forward([x], True))
+                                  for m, (c, x, _) in layers.items()}, steps, 2)
+    backward = common.interleaved({m: (lambda c=c, dy=dy: c.backward(dy))
+                                   for m, (c, _, dy) in layers.items()}, steps, 2)
+    result = {"case": case, "chosen": chosen}
+    for method in layers:
+        result[method] = (common.median_ms(forward[method]), common.median_ms(backward[method]))
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("cases", nargs="*", default=CASES, help="HxWxC:K:batch")
+    parser.add_argument("--steps", type=int, default=7, help="timed calls per algorithm")
+    args = parser.parse_args(argv)
+    common.print_header(common.machine())
+    common.warn_if_loaded()
+    print(f"{'layer':<20}{'im2col fwd/bwd ms':>19}{'winograd fwd/bwd ms':>21}"
+          f"{'winograd/im2col':>17}  chosen")
+    for case in args.cases:
+        r = run(case, args.steps)
+        (fi, bi), (fw, bw) = r["im2col"], r["winograd"]
+        print(f"{case:<20}{fi:9.1f} /{bi:7.1f}{fw:11.1f} /{bw:7.1f}"
+              f"{(fw + bw) / (fi + bi):16.2f}x  {r['chosen']}")
+    print(f"# load average at the end {common.load_average()}")
+
+
+if __name__ == "__main__":
+    main()
