@@ -77,7 +77,7 @@ class MemoryEstimate:
     gradient_bytes: int  # gradients of those activations
     parameter_bytes: int  # weights, their gradients, optimizer slots, BN state
     input_bytes: int  # the input batch (part of activation_bytes)
-    workspace_bytes: int = 0  # im2col tiles (executor estimate only)
+    workspace_bytes: int = 0  # convolution tiles (executor estimate only)
 
     @property
     def total_bytes(self) -> int:

@@ -221,7 +221,7 @@ def totals(summary: Summary, fit: BatchFit | None = None,
         ("executor", f"what cnnkit's engine holds at its peak for this batch: "
          f"{human_bytes(engine.total_bytes)} (kept activations "
          f"{human_bytes(engine.activation_bytes)}, gradients {human_bytes(engine.gradient_bytes)}, "
-         f"im2col workspace {human_bytes(engine.workspace_bytes)})"),
+         f"convolution workspace {human_bytes(engine.workspace_bytes)})"),
     ]
     if fit is not None:
         lines.append(("max memory", max_memory_answer(fit, limit_text)))

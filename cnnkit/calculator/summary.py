@@ -27,7 +27,8 @@ COUNTING_NOTE = (
     "memory = batch x (activations + their gradients, input excluded) + parameters x "
     "(value + gradient + optimizer slots) + BN running statistics (the CS231n notes' "
     "formula, an upper bound). The executor estimate counts what cnnkit's engine really keeps "
-    "for backward, the most gradients alive at once and its im2col tiles."
+    "for backward, the most gradients alive at once and its convolutions' work arrays "
+    "(im2col or Winograd tiles)."
 )
 
 

@@ -305,7 +305,7 @@ function showSummary(doc) {
       + `${humanBytes(m.gradient_bytes)} + parameters/gradients/optimizer `
       + `${humanBytes(m.parameter_bytes)} = <strong>${humanBytes(m.total_bytes)}</strong></div>`,
     `<div><b>executor</b> ${humanBytes(e.total_bytes)} at the peak of a training step `
-      + `(im2col workspace ${humanBytes(e.workspace_bytes)})</div>`,
+      + `(convolution workspace ${humanBytes(e.workspace_bytes)})</div>`,
     `<div class="dim">${escapeHtml(doc.counting)}</div>`,
   ].join("");
 }
