@@ -7,7 +7,14 @@ import sys
 
 import numpy as np
 import pytest
-from test_engine_support import CONV_CASES, POOL_CASES, Net, single_layer, vgg_like
+from test_engine_support import (
+    CONV_CASES,
+    POOL_CASES,
+    Net,
+    single_layer,
+    vgg_like,
+    workspace_after_training_steps,
+)
 
 import cnnkit
 from cnnkit.engine import SGD, Adam, Model, Momentum, select_device, softmax_cross_entropy
@@ -432,15 +439,8 @@ def test_the_memory_model_knows_the_workspace_of_a_training_step(monkeypatch):
     for spec in ("INPUT 32x32x3 -> CONV3-16 -> RELU -> FC-10",
                  "INPUT 16x16x3 -> CONV3-8 -> RELU -> CONV5-8(stride=2, round=floor) -> FC-4"):
         network = cnnkit.parse(spec)
-        model = Model(network)
-        shape = network.input_shape
-        x = np.zeros((8, shape.h, shape.w, shape.c), np.float32)
-        for _ in range(2):
-            y = model.forward(x, train=True)
-            model.backward(np.ones_like(y), input_grad=False)
-        workspace = next(layer.workspace for layer in model.layers if hasattr(layer, "workspace"))
-        held = sum(array.nbytes for array in workspace._arrays.values())
-        assert held == executor_terms(network, 8, "float32", workers=1)["workspace"], spec
+        assert workspace_after_training_steps(network, 8) == executor_terms(
+            network, 8, "float32", workers=1)["workspace"], spec
 
 
 def test_a_first_conv_without_input_gradient_keeps_its_forward_tiles():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnkit.engine import make_layer
+from cnnkit.engine import Model, make_layer
 from cnnkit.graph.network import Network, Node, Shape
 
 DEFAULTS = {
@@ -115,3 +115,16 @@ def vgg_like(batch_norm: bool = False) -> Network:
         net.add("relu")
     net.chain(("fc", dict(units=256)), ("relu", {}), ("fc", dict(units=10)), ("softmax", {}))
     return net.network()
+
+
+def workspace_after_training_steps(network, batch: int) -> int:
+    """Bytes the convolutions' shared workspace holds after two training steps as the
+    trainer runs them (no input gradient), for the memory model's workspace term."""
+    model = Model(network)
+    shape = network.input_shape
+    x = np.zeros((batch, shape.h, shape.w, shape.c), np.float32)
+    for _ in range(2):
+        y = model.forward(x, train=True)
+        model.backward(np.ones_like(y), input_grad=False)
+    workspace = next(layer.workspace for layer in model.layers if hasattr(layer, "workspace"))
+    return sum(array.nbytes for array in workspace._arrays.values())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_engine_support import workspace_after_training_steps
 from test_gradients import check_layer
 
 import cnnkit
@@ -131,12 +132,5 @@ def test_the_memory_model_knows_winograds_work_arrays(monkeypatch):
     for spec in ("INPUT 15x15x3 -> CONV3-8 -> RELU -> CONV3-16(pad=2) -> RELU -> FC-10",
                  "INPUT 8x8x4 -> CONV3-4(pad=0) -> CONV5-4 -> CONV3-6 -> FC-2"):
         network = cnnkit.parse(spec)
-        model = Model(network)
-        shape = network.input_shape
-        x = np.zeros((8, shape.h, shape.w, shape.c), np.float32)
-        for _ in range(2):
-            y = model.forward(x, train=True)
-            model.backward(np.ones_like(y), input_grad=False)
-        workspace = next(layer.workspace for layer in model.layers if hasattr(layer, "workspace"))
-        held = sum(array.nbytes for array in workspace._arrays.values())
-        assert held == executor_terms(network, 8, "float32", workers=1)["workspace"], spec
+        assert workspace_after_training_steps(network, 8) == executor_terms(
+            network, 8, "float32", workers=1)["workspace"], spec
