@@ -5,11 +5,12 @@ convolution, and Winograd's F(2x2, 3x3) (``cnnkit.engine.layers.winograd``) for 
 ungrouped undilated ones.  Winograd multiplies 4*C*K times per output pixel instead of
 9*C*K, but adds transforms that write about 6*C + 7*K values per output pixel, and it does
 16 matrix products per tile of images where im2col does one.  With NumPy on this project's
-2-core machine (benchmarks/RESULTS.md, "Winograd against im2col") that pays only in a
-narrow band: 128 to 256 channels on both sides, on maps of at least 28x28 (10-15% faster,
-forward and backward).  Narrower layers lose to the transforms (64 channels: even, 32:
-25% slower), wider ones (512 channels: 35-55% slower) and small maps (16x16x128, 8x8x256:
-5-15% slower) to the 16 products per tile.  ``algorithm`` encodes that band; a layer uses
+2-core machine (benchmarks/RESULTS.md, "Winograd F(2x2, 3x3) against im2col, per layer";
+``python -m benchmarks.conv_algorithms``) that pays only in a narrow band: 128 to 256
+channels on both sides, on maps of at least 28x28 (8-13% faster, forward and backward
+together).  Narrower layers lose to the transforms (64 channels: 10-26% slower, 32: 38%),
+wider ones (512 channels: 27-31% slower) and small maps (16x16x128, 8x8x256: 4-12% slower)
+to the 16 products per tile.  ``algorithm`` encodes that band; a layer uses
 one algorithm in forward and backward.
 
 ``CNNKIT_CONV_ALGORITHM=im2col`` (or ``winograd``, wherever it applies) overrides the
