@@ -1,8 +1,9 @@
-"""Winograd F(2x2, 3x3) against the im2col path it replaces, and where the calculator uses it.
+"""Winograd F(4x4, 3x3) against the im2col path it replaces, and where the calculator uses it.
 
 The two algorithms compute the same sums in different orders, so in float64 they agree to
-rounding (1e-12 relative) and in float32 to a few float32 roundings (the issue's bound is
-1e-4 relative); the gradients are also checked against centred differences.
+rounding (1e-12 relative) and in float32 to ~1e-5 relative (the transforms' coefficients,
+up to 8 and down to 1/24, cost a decimal digit; the engine promises 1e-4); the gradients
+are also checked against centred differences.
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ SPECS = [
 
 
 def run(spec: str, method: str, dtype: str, monkeypatch, batch: int = 5):
-    """Output, input gradient and parameter gradients of one forward/backward."""
+    """Output, input gradient and parameter gradients of one forward/backward of ``spec``
+    (the text, or a file's path)."""
     monkeypatch.setenv("CNNKIT_CONV_ALGORITHM", method)
-    network = cnnkit.parse(spec)
+    network = cnnkit.load(spec) if spec.endswith(".txt") else cnnkit.parse(spec)
     model = Model(network, dtype=dtype, seed=3)
     convs = [layer for layer in model.layers if isinstance(layer, Conv)]
-    assert {layer.algorithm for layer in convs} == {method}
+    assert method == "auto" or {layer.algorithm for layer in convs} == {method}
     rng = np.random.default_rng(0)
     shape = network.input_shape
     x = rng.standard_normal((batch, shape.h, shape.w, shape.c))
@@ -48,7 +50,7 @@ def relative(a, b) -> float:
 
 
 @pytest.mark.parametrize("spec", SPECS)
-@pytest.mark.parametrize("dtype, bound", [("float64", 1e-12), ("float32", 2e-6)])
+@pytest.mark.parametrize("dtype, bound", [("float64", 1e-12), ("float32", 5e-5)])
 def test_winograd_computes_what_im2col_computes(spec, dtype, bound, monkeypatch):
     ours = run(spec, "winograd", dtype, monkeypatch)
     theirs = run(spec, "im2col", dtype, monkeypatch)
@@ -57,6 +59,23 @@ def test_winograd_computes_what_im2col_computes(spec, dtype, bound, monkeypatch)
     assert relative(ours[1], theirs[1]) < bound  # input gradient
     for name in theirs[2]:
         assert relative(ours[2][name], theirs[2][name]) < bound, name
+
+
+def test_whole_networks_in_float32_stay_within_1e_4(monkeypatch):
+    """The issue's bound for the fast paths, over whole networks in float32: M3's logits
+    (six 3x3 layers, five of them Winograd by default), and every gradient of a deep stack
+    without max pooling.  (M3's gradients are not compared: a rounding can move the
+    maximum of a pooling window to another pixel, which routes its gradient elsewhere,
+    whatever the convolution algorithm.)"""
+    ours = run("benchmarks/specs/m3.txt", "auto", "float32", monkeypatch, batch=4)
+    theirs = run("benchmarks/specs/m3.txt", "im2col", "float32", monkeypatch, batch=4)
+    assert relative(ours[0], theirs[0]) < 1e-4
+    stack = "INPUT 16x16x3 -> CONV3-32 -> RELU -> [CONV3-64 -> RELU]*3 -> FC-10"
+    ours, theirs = (run(stack, method, "float32", monkeypatch, batch=4)
+                    for method in ("auto", "im2col"))
+    assert relative(ours[1], theirs[1]) < 1e-4
+    for name in theirs[2]:
+        assert relative(ours[2][name], theirs[2][name]) < 1e-4, name
 
 
 def test_winograd_in_threads_equals_one_thread(monkeypatch):
@@ -89,16 +108,18 @@ def test_winograd_gradients_match_centred_differences(spec, monkeypatch):
 def conv_attrs(spec: str):
     network = cnnkit.parse(spec)
     node = network.nodes[1]
-    return node.attrs, network.nodes[0].out.c, node.out.h * node.out.w
+    return node.attrs, network.nodes[0].out.c, (node.out.h, node.out.w)
 
 
 @pytest.mark.parametrize("spec, expected", [
-    ("INPUT 56x56x128 -> CONV3-128", "winograd"),  # measured 13% faster
+    ("INPUT 56x56x128 -> CONV3-128", "winograd"),  # measured 27-36% faster
     ("INPUT 28x28x256 -> CONV3-256", "winograd"),
-    ("INPUT 56x56x128 -> CONV3-256", "winograd"),
-    ("INPUT 32x32x64 -> CONV3-64", "im2col"),  # 26% slower: the transforms eat the saving
-    ("INPUT 16x16x128 -> CONV3-128", "im2col"),  # small maps: 16 products per tile
-    ("INPUT 28x28x512 -> CONV3-512", "im2col"),  # wide: 27% slower
+    ("INPUT 32x32x64 -> CONV3-64", "winograd"),
+    ("INPUT 16x16x32 -> CONV3-64", "winograd"),
+    ("INPUT 8x8x256 -> CONV3-256", "winograd"),  # 8x8: two blocks a side, none wasted
+    ("INPUT 7x7x256 -> CONV3-256", "im2col"),  # 7x7 computes 8x8 and drops the rest
+    ("INPUT 32x32x16 -> CONV3-32", "im2col"),  # narrow: the transforms eat the saving
+    ("INPUT 28x28x512 -> CONV3-512", "im2col"),  # wide: 22-99% slower
     ("INPUT 32x32x3 -> CONV3-64", "im2col"),  # a first layer
     ("INPUT 56x56x128 -> CONV3-128(stride=2, round=floor)", "im2col"),  # Winograd does not apply
     ("INPUT 56x56x128 -> CONV5-128", "im2col"),
@@ -111,14 +132,21 @@ def test_the_calculator_picks_winograd_only_where_it_was_measured_to_win(spec, e
     assert convolution.algorithm(*conv_attrs(spec)) == expected
 
 
-def test_the_benchmark_networks_use_im2col_and_the_override_is_checked(monkeypatch):
+def test_the_benchmark_networks_use_winograd_after_their_first_layer(monkeypatch):
+    """M2 and M3 (benchmarks/specs) are what ``benchmarks.train_step --im2col`` measures."""
     monkeypatch.delenv("CNNKIT_CONV_ALGORITHM", raising=False)
     for spec in ("benchmarks/specs/m2.txt", "benchmarks/specs/m3.txt"):
         model = Model(cnnkit.load(spec))
-        assert {layer.algorithm for layer in model.layers if isinstance(layer, Conv)} == {"im2col"}
+        methods = [layer.algorithm for layer in model.layers if isinstance(layer, Conv)]
+        assert methods == ["im2col"] + ["winograd"] * (len(methods) - 1), spec
+
+
+def test_the_override_is_checked(monkeypatch):
     monkeypatch.setenv("CNNKIT_CONV_ALGORITHM", "winograd")
     assert convolution.algorithm(*conv_attrs("INPUT 8x8x3 -> CONV3-4")) == "winograd"
     assert convolution.algorithm(*conv_attrs("INPUT 9x9x3 -> CONV3-4(stride=2)")) == "im2col"
+    monkeypatch.setenv("CNNKIT_CONV_ALGORITHM", "im2col")
+    assert convolution.algorithm(*conv_attrs("INPUT 32x32x64 -> CONV3-64")) == "im2col"
     monkeypatch.setenv("CNNKIT_CONV_ALGORITHM", "fast")
     with pytest.raises(ValueError, match="CNNKIT_CONV_ALGORITHM='fast'"):
         convolution.algorithm(*conv_attrs("INPUT 8x8x3 -> CONV3-4"))

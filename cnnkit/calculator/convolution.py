@@ -1,17 +1,18 @@
 """How the engine computes each convolution, and the work arrays that needs.
 
 Two algorithms (``cnnkit.engine.layers.conv``): im2col + one matrix product, for every
-convolution, and Winograd's F(2x2, 3x3) (``cnnkit.engine.layers.winograd``) for 3x3 stride-1
-ungrouped undilated ones.  Winograd multiplies 4*C*K times per output pixel instead of
-9*C*K, but adds transforms that write about 6*C + 7*K values per output pixel, and it does
-16 matrix products per tile of images where im2col does one.  With NumPy on this project's
-2-core machine (benchmarks/RESULTS.md, "Winograd F(2x2, 3x3) against im2col, per layer";
-``python -m benchmarks.conv_algorithms``) that pays only in a narrow band: 128 to 256
-channels on both sides, on maps of at least 28x28 (8-13% faster, forward and backward
-together).  Narrower layers lose to the transforms (64 channels: 10-26% slower, 32: 38%),
-wider ones (512 channels: 27-31% slower) and small maps (16x16x128, 8x8x256: 4-12% slower)
-to the 16 products per tile.  ``algorithm`` encodes that band; a layer uses
-one algorithm in forward and backward.
+convolution, and Winograd's F(4x4, 3x3) (``cnnkit.engine.layers.winograd``) for 3x3 stride-1
+ungrouped undilated ones.  Winograd multiplies 2.25*C*K times per output pixel instead of
+9*C*K, but adds three transforms, each a product with a small matrix (36x36 or 16x36) that
+BLAS runs at about half its peak, and 36 products per tile of images where im2col does one.
+Measured with NumPy on this project's 2-core machine (benchmarks/RESULTS.md, "Winograd
+F(4x4, 3x3) against im2col"; ``python -m benchmarks.conv_algorithms``), that pays for 32 to
+256 channels on both sides, on maps of at least 8x8: 6-36% faster, forward and backward
+together (most for 64-256 channels).  With fewer channels (first layers, 16) the transforms
+cost more than the products save; with 512 the 36 matrices of transformed kernels
+(36*C*K values, 38 MB at 512x512) are read once per tile and the layer runs 22-99% slower;
+on 7x7 maps a quarter of the computed outputs are dropped.  ``algorithm`` encodes that band;
+a layer uses one algorithm in forward and backward.
 
 ``CNNKIT_CONV_ALGORITHM=im2col`` (or ``winograd``, wherever it applies) overrides the
 prediction, for comparisons; the default is ``auto``.
@@ -24,24 +25,24 @@ from __future__ import annotations
 
 import os
 
-WINOGRAD_CHANNELS = (128, 256)  # both sides within this range ...
-WINOGRAD_MIN_PIXELS = 28 * 28  # ... on output maps of at least this many pixels
+WINOGRAD_CHANNELS = (32, 256)  # both sides within this range ...
+WINOGRAD_MIN_SIDE = 8  # ... on output maps at least this high and wide
 
 
 CHOICES = ("auto", "im2col", "winograd")
 
 
 def winograd_applies(attrs: dict) -> bool:
-    """Whether F(2x2, 3x3) computes this convolution: 3x3, stride 1, no dilation or groups,
+    """Whether F(4x4, 3x3) computes this convolution: 3x3, stride 1, no dilation or groups,
     padding of at most 2 (the input gradient's convolution pads by 2 - pad)."""
     return (tuple(attrs["kernel"]) == (3, 3) and tuple(attrs["stride"]) == (1, 1)
             and tuple(attrs.get("dilation", (1, 1))) == (1, 1) and attrs.get("groups", 1) == 1
             and max(attrs.get("pad", (0, 0, 0, 0))) <= 2)
 
 
-def algorithm(attrs: dict, c: int, out_pixels: int) -> str:
+def algorithm(attrs: dict, c: int, out_hw: tuple[int, int]) -> str:
     """"winograd" or "im2col" for a convolution with ``attrs`` reading ``c`` channels and
-    writing maps of ``out_pixels``."""
+    writing maps of ``out_hw`` (height, width)."""
     choice = os.environ.get("CNNKIT_CONV_ALGORITHM", "auto").strip().lower() or "auto"
     if choice not in CHOICES:
         raise ValueError(f"CNNKIT_CONV_ALGORITHM={choice!r}: expected one of {', '.join(CHOICES)}")
@@ -50,39 +51,35 @@ def algorithm(attrs: dict, c: int, out_pixels: int) -> str:
     if choice != "auto":
         return choice
     low, high = WINOGRAD_CHANNELS
-    wins = low <= min(c, attrs["out_channels"]) and max(c, attrs["out_channels"]) <= high
-    return "winograd" if wins and out_pixels >= WINOGRAD_MIN_PIXELS else "im2col"
+    channels = low <= min(c, attrs["out_channels"]) and max(c, attrs["out_channels"]) <= high
+    return "winograd" if channels and min(out_hw) >= WINOGRAD_MIN_SIDE else "im2col"
 
 
 class WinogradTiling:
     """How a 3x3 stride-1 convolution with ``pad`` (top, bottom, left, right) of an ``in_hw``
-    image is cut into 2x2 output blocks: ``blocks`` (rows, columns), read from a padded input
-    of ``padded_rows`` x (2 x ``plane_columns``) stored as even and odd column planes.  Outputs
-    beyond an odd size are computed from zero padding and dropped."""
+    image is cut into 4x4 output blocks: ``blocks`` (rows, columns), read as 6x6 tiles from
+    the input padded to ``padded_hw``.  Outputs beyond a size that is not a multiple of 4 are
+    computed from zero padding and dropped."""
 
     def __init__(self, in_hw: tuple[int, int], pad: tuple[int, int, int, int]):
         self.in_hw, self.pad = tuple(in_hw), tuple(pad)
         top, bottom, left, right = pad
         self.out_hw = (in_hw[0] + top + bottom - 2, in_hw[1] + left + right - 2)
-        self.blocks = (-(-self.out_hw[0] // 2), -(-self.out_hw[1] // 2))
-        self.padded_rows = 2 * self.blocks[0] + 2
-        self.plane_columns = self.blocks[1] + 1
+        self.blocks = (-(-self.out_hw[0] // 4), -(-self.out_hw[1] // 4))
+        self.padded_hw = (4 * self.blocks[0] + 2, 4 * self.blocks[1] + 2)
 
     def transposed(self) -> WinogradTiling:
         """The tiling of the input gradient's convolution: the output gradient padded by
         2 - pad on each side (the kernel flipped), giving back the input's size."""
         return WinogradTiling(self.out_hw, tuple(2 - p for p in self.pad))
 
-    def values(self, c: int, k: int, weight_gradient: bool = False) -> dict[str, int]:
-        """Values per image of each work array of a convolution from ``c`` to ``k`` channels;
-        with ``weight_gradient``, those of the weight gradient's pass."""
-        bh, bw = self.blocks
-        blocks, row_values = bh * bw, 4 * bh * 2 * self.plane_columns * c
-        sizes = {"padded": self.padded_rows * 2 * self.plane_columns * c, "rows": row_values,
-                 "tiles": 16 * blocks * c, "products": 16 * blocks * k, "blocks": 4 * blocks * k}
-        if weight_gradient:  # dM: 4 copied blocks, 4 sums and 8 more combinations
-            sizes.update(products=4 * blocks * k, gradients=8 * blocks * k)
-        return sizes
+    def values(self, c: int, k: int) -> dict[str, int]:
+        """Values per image of each work array of a convolution from ``c`` to ``k`` channels
+        (the weight gradient's pass uses the same arrays)."""
+        blocks = self.blocks[0] * self.blocks[1]
+        return {"padded": self.padded_hw[0] * self.padded_hw[1] * c, "tiles": 36 * blocks * c,
+                "transformed": 36 * blocks * c, "products": 36 * blocks * k,
+                "blocks": 16 * blocks * k}
 
 
 def transposed_pad(attrs: dict) -> tuple[int, int, int, int] | None:
@@ -105,13 +102,11 @@ def tile_values(attrs: dict, in_shape, out_shape, backward: bool, input_grad: bo
     ``method`` given (default: ``algorithm``'s); ``masked``: the backward applies a ReLU's
     mask to its tile of the output gradient (``memory.masked_convolutions``)."""
     c, k = in_shape.c, out_shape.c
-    if (method or algorithm(attrs, c, out_shape.h * out_shape.w)) == "winograd":
+    if (method or algorithm(attrs, c, (out_shape.h, out_shape.w))) == "winograd":
         tiling = WinogradTiling((in_shape.h, in_shape.w), attrs.get("pad", (0, 0, 0, 0)))
         passes = [tiling.values(c, k)]
-        if backward:
-            passes.append(tiling.values(c, k, weight_gradient=True))
-            if input_grad:
-                passes.append(tiling.transposed().values(k, c))
+        if backward and input_grad:
+            passes.append(tiling.transposed().values(k, c))
     else:
         (kh, kw), pad = attrs["kernel"], attrs.get("pad", (0, 0, 0, 0))
         passes = [_im2col_values(out_shape.h * out_shape.w, kh * kw * c,
