@@ -467,3 +467,37 @@ def test_a_first_conv_without_input_gradient_keeps_its_forward_tiles():
     assert dx is None and tiles[0][0] == forward_tile and forward_tile.stop > 1
     for key in with_dx:
         np.testing.assert_allclose(without_dx[key], with_dx[key], rtol=1e-12)
+
+
+def test_blas_stays_on_one_thread_for_a_whole_pass(monkeypatch):
+    """BLAS calls between the engine's split runs (here a Winograd weight transform) run on
+    one BLAS thread too: a multi-threaded call would wake OpenBLAS's threads, which then spin
+    and take cores from the engine's own.  The caller's setting is back afterwards."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from cnnkit.engine import parallel
+    from cnnkit.engine.layers import winograd
+
+    def blas_threads() -> list[int]:
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    if not blas_threads():
+        pytest.skip("no BLAS library that threadpoolctl can see")
+    monkeypatch.setattr(parallel, "WORKERS", 2)
+    seen = []
+    transform = winograd.weights
+
+    def watched(*args, **kwargs):
+        seen.append(blas_threads())
+        return transform(*args, **kwargs)
+
+    monkeypatch.setattr(winograd, "weights", watched)
+    model = Model(cnnkit.parse("INPUT 8x8x32 -> CONV3-32 -> RELU -> FC-4"))
+    before = blas_threads()
+    with threadpool_limits(2, user_api="blas"):
+        outside = blas_threads()
+        logits = model.forward(np.ones((4, 8, 8, 32)))
+        model.backward(np.ones_like(logits), input_grad=True)
+        assert blas_threads() == outside
+    assert seen and all(threads == [1] * len(outside) for threads in seen), seen
+    assert blas_threads() == before

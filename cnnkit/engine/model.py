@@ -7,7 +7,7 @@ import numpy
 # the memory model and the engine agree on these
 from ..calculator.memory import OVERWRITABLE, masked_convolutions
 from ..graph.network import Network
-from . import heap
+from . import heap, parallel
 from .backend import to_numpy
 from .init import fill_initial_weights
 from .layers import make_layer, softmax
@@ -70,10 +70,11 @@ class Model:
         """The output of the last node (the logits when it is a SOFTMAX) for the batch ``x``."""
         nodes, layers = self.network.nodes, self.layers
         outputs = [self.xp.asarray(x, dtype=self.dtype)]
-        for node, layer in zip(nodes[1:self._run], layers[1:self._run]):
-            outputs.append(layer.forward([outputs[i] for i in node.inputs], train))
-            for i in self._release[node.index]:
-                outputs[i] = None
+        with parallel.single_threaded_blas(self.xp):
+            for node, layer in zip(nodes[1:self._run], layers[1:self._run]):
+                outputs.append(layer.forward([outputs[i] for i in node.inputs], train))
+                for i in self._release[node.index]:
+                    outputs[i] = None
         return outputs[self.output_index]
 
     def activations(self, x) -> list:
@@ -84,8 +85,9 @@ class Model:
         for layer in self._in_place:  # every output is returned, so none may be overwritten
             layer.in_place = False
         try:
-            for node, layer in zip(nodes[1:], layers[1:]):
-                outputs.append(layer.forward([outputs[i] for i in node.inputs], False))
+            with parallel.single_threaded_blas(self.xp):
+                for node, layer in zip(nodes[1:], layers[1:]):
+                    outputs.append(layer.forward([outputs[i] for i in node.inputs], False))
         finally:
             for layer in self._in_place:
                 layer.in_place = True
@@ -104,13 +106,14 @@ class Model:
             layer.input_grad = input_grad
         pending = [None] * len(nodes)
         pending[self.output_index] = dy
-        for node in reversed(nodes[1:self._run]):
-            dy, pending[node.index] = pending[node.index], None
-            if dy is None:  # a node the output does not depend on
-                continue
-            for i, dx in zip(node.inputs, layers[node.index].backward(dy)):
-                if dx is not None:
-                    pending[i] = dx if pending[i] is None else pending[i] + dx
+        with parallel.single_threaded_blas(self.xp):
+            for node in reversed(nodes[1:self._run]):
+                dy, pending[node.index] = pending[node.index], None
+                if dy is None:  # a node the output does not depend on
+                    continue
+                for i, dx in zip(node.inputs, layers[node.index].backward(dy)):
+                    if dx is not None:
+                        pending[i] = dx if pending[i] is None else pending[i] + dx
         return pending[0] if input_grad else None
 
     def _named(self, group: str):

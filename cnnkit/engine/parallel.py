@@ -120,7 +120,7 @@ def run(fn: Callable[[object, int], object], items: list, xp) -> list:
     if workers(xp) == 1 or getattr(_inside, "active", False):
         return [fn(item, 0) for item in items]
     if count == 1:
-        with _single_threaded_blas():
+        with single_threaded_blas(xp):
             return [fn(item, 0) for item in items]
     todo: queue.SimpleQueue = queue.SimpleQueue()
     for k in range(len(items)):
@@ -140,7 +140,7 @@ def run(fn: Callable[[object, int], object], items: list, xp) -> list:
             _inside.active = False
 
     pool = _thread_pool(count)
-    with _single_threaded_blas():
+    with single_threaded_blas(xp):
         # each thread runs in a copy of the caller's context: NumPy's errstate lives there
         futures = [pool.submit(contextvars.copy_context().run, take_items, worker)
                    for worker in range(1, count)]
@@ -154,11 +154,20 @@ def run(fn: Callable[[object, int], object], items: list, xp) -> list:
 
 
 @contextlib.contextmanager
-def _single_threaded_blas():
-    """BLAS on one thread while any ``run`` splits work, for the whole process (BLAS has no
-    per-thread setting to speak of): counted, so that overlapping runs from several user
-    threads restore the original setting only when the last one ends."""
+def single_threaded_blas(xp):
+    """BLAS on one thread, for the whole process (BLAS has no per-thread setting to speak
+    of), while the engine splits work over threads; nothing on CuPy or on one core.
+
+    Every ``run`` holds it, and the model holds it for a whole pass: a BLAS call between
+    two runs (a Winograd weight transform, say) would otherwise wake OpenBLAS's own threads,
+    which then spin for a while and take cores from the engine's threads (on two cores a
+    training step of M3 took 1.3x as long).  Counted, so that overlapping holders (nested,
+    or in several user threads) restore the original setting only when the last one ends.
+    """
     global _blas_users, _blas_previous
+    if workers(xp) == 1:
+        yield
+        return
     with _lock:
         if _blas_users == 0:
             _blas_previous = [setter(1) for setter in _blas_setters()]
