@@ -1,4 +1,4 @@
-"""Time one 3x3 stride-1 convolution layer by im2col and by Winograd F(2x2, 3x3).
+"""Time one 3x3 stride-1 convolution layer by im2col and by Winograd F(4x4, 3x3).
 
     PYTHONPATH=. python3 -m benchmarks.conv_algorithms
     PYTHONPATH=. python3 -m benchmarks.conv_algorithms 56x56x128:128:8 28x28x512:512:4
@@ -18,13 +18,14 @@ import numpy
 
 import cnnkit
 from cnnkit.calculator import convolution
+from cnnkit.engine import parallel
 from cnnkit.engine.layers import Conv
 
 from . import common
 
-CASES = ["32x32x32:32:32", "32x32x64:64:16", "56x56x64:64:8", "16x16x128:128:32",
-         "56x56x128:128:8", "28x28x256:256:16", "8x8x256:256:64", "14x14x512:512:16",
-         "28x28x512:512:4"]
+CASES = ["32x32x16:32:64", "32x32x32:32:32", "32x32x64:64:16", "16x16x32:64:64",
+         "56x56x64:64:8", "16x16x128:128:32", "56x56x128:128:8", "28x28x256:256:16",
+         "8x8x256:256:64", "7x7x256:256:32", "14x14x512:512:16", "28x28x512:512:4"]
 
 
 def layer(case: str, method: str):
@@ -46,11 +47,12 @@ def run(case: str, steps: int) -> dict:
     layers = {method: layer(case, method) for method in ("im2col", "winograd")}
     os.environ.pop("CNNKIT_CONV_ALGORITHM")
     conv, x, _ = layers["im2col"]
-    chosen = convolution.algorithm(conv.node.attrs, x.shape[-1], conv.node.out.h * conv.node.out.w)
-    forward = common.interleaved({m: (lambda c=c, x=x: c.forward([x], True))
-                                  for m, (c, x, _) in layers.items()}, steps, 2)
-    backward = common.interleaved({m: (lambda c=c, dy=dy: c.backward(dy))
-                                   for m, (c, _, dy) in layers.items()}, steps, 2)
+    chosen = convolution.algorithm(conv.node.attrs, x.shape[-1], conv.window.out_hw)
+    with parallel.single_threaded_blas(numpy):  # as the Model runs its layers
+        forward = common.interleaved({m: (lambda c=c, x=x: c.forward([x], True))
+                                      for m, (c, x, _) in layers.items()}, steps, 2)
+        backward = common.interleaved({m: (lambda c=c, dy=dy: c.backward(dy))
+                                       for m, (c, _, dy) in layers.items()}, steps, 2)
     result = {"case": case, "chosen": chosen}
     for method in layers:
         result[method] = (common.median_ms(forward[method]), common.median_ms(backward[method]))

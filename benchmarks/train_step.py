@@ -8,7 +8,9 @@ same random batch, with the same weights in both frameworks.  Prints the median 
 each (steps interleaved in one process), the ratio cnnkit/PyTorch, the GFLOP/s each reaches
 from the calculator's MACs (2 FLOPs per MAC, x3 for forward + backward) and that as a
 fraction of the float32 GEMM peak measured in the same run.  ``--layers`` adds cnnkit's
-per-layer forward/backward times and each conv layer's forward GFLOP/s.
+per-layer forward/backward times and each conv layer's forward GFLOP/s; ``--im2col`` adds a
+third contender, cnnkit with every convolution by im2col (``CNNKIT_CONV_ALGORITHM=im2col``),
+which shows what the calculator's choice of Winograd layers gains, in the same run.
 """
 
 from __future__ import annotations
@@ -101,6 +103,8 @@ def run_one(name: str, batch: int, args, torch, xp, device, sync, peak: float) -
     contenders = {"cnnkit": ours}
     if theirs is not None:
         contenders["torch"] = theirs
+    if args.im2col:
+        contenders["im2col"] = im2col_step(network, batch, xp)
     times = common.interleaved(contenders, args.steps, args.warmup, sync)
     macs = network.summary().macs
     flops = 2 * 3 * macs * batch
@@ -112,15 +116,30 @@ def run_one(name: str, batch: int, args, torch, xp, device, sync, peak: float) -
                        "peak_fraction": flops / (ms / 1000) / 1e9 / peak}
     if theirs is not None:
         result["ratio"] = result["cnnkit"]["ms"] / result["torch"]["ms"]
+    if args.im2col:
+        result["ratio_to_im2col"] = result["cnnkit"]["ms"] / result["im2col"]["ms"]
     if args.layers:
         result["layers"] = profile_layers(ours, sync)
     return result
 
 
+def im2col_step(network, batch: int, xp) -> CnnkitStep:
+    """The same step (same seed, so the same weights) with every convolution by im2col."""
+    previous = os.environ.get("CNNKIT_CONV_ALGORITHM")
+    os.environ["CNNKIT_CONV_ALGORITHM"] = "im2col"  # read when the layers are built
+    try:
+        return CnnkitStep(network, batch, xp=xp)
+    finally:
+        if previous is None:
+            del os.environ["CNNKIT_CONV_ALGORITHM"]
+        else:
+            os.environ["CNNKIT_CONV_ALGORITHM"] = previous
+
+
 def report(result: dict, peak: float) -> None:
     print(f"\n{result['spec']} batch {result['batch']}  "
           f"({result['macs_per_image'] / 1e6:.1f} MMACs/image; load {result['load_average']})")
-    for who in ("cnnkit", "torch"):
+    for who in ("cnnkit", "torch", "im2col"):
         if who in result:
             r = result[who]
             print(f"  {who:<7}{r['ms']:9.1f} ms/step {r['gflops']:8.1f} GFLOP/s "
@@ -128,6 +147,8 @@ def report(result: dict, peak: float) -> None:
     if "ratio" in result:
         print(f"  ratio cnnkit/torch {result['ratio']:.2f}x   "
               f"(first-step losses differ by {result['loss_mismatch']:.1e} relative)")
+    if "ratio_to_im2col" in result:
+        print(f"  ratio cnnkit/im2col-only {result['ratio_to_im2col']:.3f}x")
     if "layers" in result:
         batch = result["batch"]
         print(f"  {'layer':<24}{'fwd ms':>8}{'bwd ms':>8}{'fwd GFLOP/s':>13}{'of peak':>9}")
@@ -150,6 +171,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     parser.add_argument("--layers", action="store_true", help="cnnkit per-layer breakdown")
     parser.add_argument("--no-torch", action="store_true", help="time cnnkit alone")
+    parser.add_argument("--im2col", action="store_true",
+                        help="also time cnnkit with every convolution by im2col")
     parser.add_argument("--tf32", action="store_true",
                         help="GPU: let PyTorch use TF32 (set CUPY_TF32=1 for CuPy too)")
     args = parser.parse_args(argv)
