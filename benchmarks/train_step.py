@@ -22,7 +22,7 @@ import time
 
 import numpy
 
-from cnnkit.engine import softmax_cross_entropy
+from cnnkit.engine import parallel, softmax_cross_entropy
 
 from . import common
 from .contenders import CnnkitStep, TorchStep
@@ -67,27 +67,28 @@ def profile_layers(step: CnnkitStep, sync, repeats: int = 5) -> list[dict]:
     run = model._run
     fwd = {i: [] for i in range(1, run)}
     bwd = {i: [] for i in range(1, run)}
-    for _ in range(repeats):
-        outputs = [step.x]
-        for node, layer in zip(nodes[1:run], layers[1:run]):
-            start = time.perf_counter()
-            outputs.append(layer.forward([outputs[i] for i in node.inputs], True))
-            sync()
-            fwd[node.index].append(time.perf_counter() - start)
-        _, dy = softmax_cross_entropy(outputs[model.output_index], step.y)
-        pending = [None] * len(nodes)
-        pending[model.output_index] = dy
-        for node in reversed(nodes[1:run]):
-            dy, pending[node.index] = pending[node.index], None
-            if dy is None:
-                continue
-            start = time.perf_counter()
-            dxs = layers[node.index].backward(dy)
-            sync()
-            bwd[node.index].append(time.perf_counter() - start)
-            for i, dx in zip(node.inputs, dxs):
-                pending[i] = dx if pending[i] is None else pending[i] + dx
-        step.optimizer.step()
+    with parallel.single_threaded_blas(model.xp):  # as Model.forward and backward hold it
+        for _ in range(repeats):
+            outputs = [step.x]
+            for node, layer in zip(nodes[1:run], layers[1:run]):
+                start = time.perf_counter()
+                outputs.append(layer.forward([outputs[i] for i in node.inputs], True))
+                sync()
+                fwd[node.index].append(time.perf_counter() - start)
+            _, dy = softmax_cross_entropy(outputs[model.output_index], step.y)
+            pending = [None] * len(nodes)
+            pending[model.output_index] = dy
+            for node in reversed(nodes[1:run]):
+                dy, pending[node.index] = pending[node.index], None
+                if dy is None:
+                    continue
+                start = time.perf_counter()
+                dxs = layers[node.index].backward(dy)
+                sync()
+                bwd[node.index].append(time.perf_counter() - start)
+                for i, dx in zip(node.inputs, dxs):
+                    pending[i] = dx if pending[i] is None else pending[i] + dx
+            step.optimizer.step()
     summary = model.network.summary()
     return [{"index": i, "name": nodes[i].name, "kind": nodes[i].kind, "macs": summary.rows[i].macs,
              "forward_s": sorted(fwd[i])[len(fwd[i]) // 2],

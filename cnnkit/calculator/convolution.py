@@ -7,11 +7,13 @@ ungrouped undilated ones.  Winograd multiplies 2.25*C*K times per output pixel i
 BLAS runs at about half its peak, and 36 products per tile of images where im2col does one.
 Measured with NumPy on this project's 2-core machine (benchmarks/RESULTS.md, "Winograd
 F(4x4, 3x3) against im2col"; ``python -m benchmarks.conv_algorithms``), that pays for 32 to
-256 channels on both sides, on maps of at least 8x8: 6-36% faster, forward and backward
-together (most for 64-256 channels).  With fewer channels (first layers, 16) the transforms
-cost more than the products save; with 512 the 36 matrices of transformed kernels
-(36*C*K values, 38 MB at 512x512) are read once per tile and the layer runs 22-99% slower;
-on 7x7 maps a quarter of the computed outputs are dropped.  ``algorithm`` encodes that band;
+256 channels on both sides, on maps of at least 8x8: 12-44% faster, forward and backward
+together (most for 64-256 channels; 32 in and out is about even at batch 128).  With fewer
+channels (first layers, 16) the transforms cost more than the products save; with 512 the
+36 matrices of transformed kernels (36*C*K values, 38 MB at 512x512) are read once per
+tile, and the layer ran 16% slower on 14x14 maps and only 6% faster on 28x28 ones (22-99%
+slower in earlier runs); on 7x7 maps a quarter of the computed outputs are dropped (14%
+slower).  ``algorithm`` encodes that band;
 a layer uses one algorithm in forward and backward.
 
 ``CNNKIT_CONV_ALGORITHM=im2col`` (or ``winograd``, wherever it applies) overrides the
