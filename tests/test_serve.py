@@ -152,3 +152,33 @@ def test_serve_listens_on_loopback_by_default(monkeypatch):
     assert seen["host"] == "127.0.0.1" and seen["port"] == 8765 and seen["closed"]
     assert "http://127.0.0.1:8765/" in result.stdout
     assert seen["spec"] == open("specs/lenet5.txt").read()
+
+
+def test_an_installed_wheel_carries_the_examples_and_the_page(tmp_path):
+    """The playground's example menu and page come from package data: a wheel built from
+    the sources holds every example spec (the menu was empty where cnnkit was installed
+    from a wheel, the specs lying outside the package) and the page's assets."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+    from pathlib import Path
+
+    pytest.importorskip("setuptools")
+    root = Path(__file__).resolve().parent.parent
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, source / name)
+    shutil.copytree(root / "cnnkit", source / "cnnkit",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                    "--no-build-isolation", "-w", str(tmp_path / "dist"), str(source)],
+                   check=True, capture_output=True)
+    (wheel,) = (tmp_path / "dist").glob("cnnkit-*.whl")
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    examples = sorted((root / "cnnkit" / "specs").glob("*.txt"))
+    assert len(examples) > 10
+    assert {f"cnnkit/specs/{path.name}" for path in examples} <= shipped
+    assert {f"cnnkit/serve/static/{name}" for name in ("index.html", "app.js", "style.css")} \
+        <= shipped

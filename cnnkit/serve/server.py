@@ -29,7 +29,7 @@ TIMEOUT = 10.0  # seconds a client may take to send its request
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 ASSETS = {"/": ("index.html", "text/html"), "/app.js": ("app.js", "text/javascript"),
           "/style.css": ("style.css", "text/css")}
-EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "specs"  # a source checkout's specs/
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "specs"  # shipped in the package
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; "
