@@ -11,6 +11,7 @@ the pause, took a core from the cnnkit step that followed (M1: 68 instead of 61 
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import platform
@@ -124,6 +125,21 @@ def warn_if_loaded() -> None:
     if load > 0.75 * (os.cpu_count() or 1) and os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE":
         print(f"# note: load average {load:.1f} on {os.cpu_count()} cores; PyTorch's spinning "
               f"OpenMP threads suffer most: rerun with OMP_WAIT_POLICY=PASSIVE for its fair figure")
+
+
+@contextlib.contextmanager
+def conv_algorithm(method: str):
+    """Layers built inside compute every convolution they can by ``method`` ("im2col",
+    "winograd"): ``CNNKIT_CONV_ALGORITHM``, read when a layer is built, set meanwhile."""
+    previous = os.environ.get("CNNKIT_CONV_ALGORITHM")
+    os.environ["CNNKIT_CONV_ALGORITHM"] = method
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["CNNKIT_CONV_ALGORITHM"]
+        else:
+            os.environ["CNNKIT_CONV_ALGORITHM"] = previous
 
 
 def median_ms(times: list[float]) -> float:

@@ -12,7 +12,6 @@ same layer with the same weights and data, the two algorithms interleaved in one
 from __future__ import annotations
 
 import argparse
-import os
 
 import numpy
 
@@ -31,9 +30,9 @@ CASES = ["32x32x16:32:64", "32x32x32:32:32", "32x32x64:64:16", "16x16x32:64:64",
 def layer(case: str, method: str):
     """(conv layer computing by ``method``, its input batch, the output gradient)."""
     shape, k, batch = case.split(":")
-    os.environ["CNNKIT_CONV_ALGORITHM"] = method
     network = cnnkit.parse(f"INPUT {shape} -> CONV3-{k}")
-    conv = Conv(network.nodes[1], [network.nodes[0].out], numpy, "float32")
+    with common.conv_algorithm(method):
+        conv = Conv(network.nodes[1], [network.nodes[0].out], numpy, "float32")
     rng = numpy.random.default_rng(0)
     for array in conv.params.values():
         array[...] = rng.standard_normal(array.shape) * 0.05
@@ -45,7 +44,6 @@ def layer(case: str, method: str):
 
 def run(case: str, steps: int) -> dict:
     layers = {method: layer(case, method) for method in ("im2col", "winograd")}
-    os.environ.pop("CNNKIT_CONV_ALGORITHM")
     conv, x, _ = layers["im2col"]
     chosen = convolution.algorithm(conv.node.attrs, x.shape[-1], conv.window.out_hw)
     with parallel.single_threaded_blas(numpy):  # as the Model runs its layers

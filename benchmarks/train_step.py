@@ -126,15 +126,8 @@ def run_one(name: str, batch: int, args, torch, xp, device, sync, peak: float) -
 
 def im2col_step(network, batch: int, xp) -> CnnkitStep:
     """The same step (same seed, so the same weights) with every convolution by im2col."""
-    previous = os.environ.get("CNNKIT_CONV_ALGORITHM")
-    os.environ["CNNKIT_CONV_ALGORITHM"] = "im2col"  # read when the layers are built
-    try:
+    with common.conv_algorithm("im2col"):
         return CnnkitStep(network, batch, xp=xp)
-    finally:
-        if previous is None:
-            del os.environ["CNNKIT_CONV_ALGORITHM"]
-        else:
-            os.environ["CNNKIT_CONV_ALGORITHM"] = previous
 
 
 def report(result: dict, peak: float) -> None:
