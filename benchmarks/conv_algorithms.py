@@ -1,11 +1,12 @@
-"""Time one 3x3 stride-1 convolution layer by im2col and by Winograd F(4x4, 3x3).
+"""Time one stride-1 convolution layer by im2col and by Winograd (F(4x4, 3x3), F(2x2, 5x5)).
 
     PYTHONPATH=. python3 -m benchmarks.conv_algorithms
-    PYTHONPATH=. python3 -m benchmarks.conv_algorithms 56x56x128:128:8 28x28x512:512:4
+    PYTHONPATH=. python3 -m benchmarks.conv_algorithms 56x56x128:128:8 14x14x32:64:128:5
 
-Each case is HxWxC:K:batch.  Forward and backward (weight, bias and input gradient) of the
-same layer with the same weights and data, the two algorithms interleaved in one process
-(``common.interleaved``), median ms; and the algorithm the calculator picks for the layer
+Each case is HxWxC:K:batch, or HxWxC:K:batch:5 for a 5x5 kernel (3x3 otherwise).  Forward
+and backward (weight, bias and input gradient) of the same layer with the same weights and
+data, the two algorithms interleaved in one process (``common.interleaved``), median ms;
+and the algorithm the calculator picks for the layer
 (``cnnkit.calculator.convolution.algorithm``), whose band these figures are the reason for.
 """
 
@@ -24,13 +25,16 @@ from . import common
 
 CASES = ["32x32x16:32:64", "32x32x32:32:32", "32x32x64:64:16", "16x16x32:64:64",
          "56x56x64:64:8", "16x16x128:128:32", "56x56x128:128:8", "28x28x256:256:16",
-         "8x8x256:256:64", "7x7x256:256:32", "14x14x512:512:16", "28x28x512:512:4"]
+         "8x8x256:256:64", "7x7x256:256:32", "14x14x512:512:16", "28x28x512:512:4",
+         "14x14x16:32:128:5", "14x14x32:64:128:5", "28x28x32:32:32:5", "14x14x64:64:64:5",
+         "28x28x64:64:16:5", "14x14x128:128:32:5", "7x7x64:64:64:5", "8x8x256:256:32:5",
+         "14x14x256:256:16:5", "14x14x512:512:8:5"]
 
 
 def layer(case: str, method: str):
     """(conv layer computing by ``method``, its input batch, the output gradient)."""
-    shape, k, batch = case.split(":")
-    network = cnnkit.parse(f"INPUT {shape} -> CONV3-{k}")
+    shape, k, batch, kernel = (case.split(":") + ["3"])[:4]
+    network = cnnkit.parse(f"INPUT {shape} -> CONV{kernel}-{k}")
     with common.conv_algorithm(method):
         conv = Conv(network.nodes[1], [network.nodes[0].out], numpy, "float32")
     rng = numpy.random.default_rng(0)
@@ -59,7 +63,7 @@ def run(case: str, steps: int) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("cases", nargs="*", default=CASES, help="HxWxC:K:batch")
+    parser.add_argument("cases", nargs="*", default=CASES, help="HxWxC:K:batch[:5]")
     parser.add_argument("--steps", type=int, default=7, help="timed calls per algorithm")
     args = parser.parse_args(argv)
     common.print_header(common.machine())

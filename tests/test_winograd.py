@@ -1,4 +1,5 @@
-"""Winograd F(4x4, 3x3) against the im2col path it replaces, and where the calculator uses it.
+"""Winograd F(4x4, 3x3) and F(2x2, 5x5) against the im2col path they replace, and where the
+calculator uses them.
 
 The two algorithms compute the same sums in different orders, so in float64 they agree to
 rounding (1e-12 relative) and in float32 to ~1e-5 relative (the transforms' coefficients,
@@ -17,7 +18,7 @@ import cnnkit
 from cnnkit.calculator import convolution
 from cnnkit.calculator.memory import executor_terms
 from cnnkit.engine import Model, parallel
-from cnnkit.engine.layers import Conv
+from cnnkit.engine.layers import Conv, winograd
 
 # odd and even maps, no/asymmetric/wide padding, channel counts that are not powers of two
 SPECS = [
@@ -25,6 +26,9 @@ SPECS = [
     "INPUT 8x8x4 -> CONV3-6(pad=0) -> CONV3-3(pad=2) -> FC-2",
     "INPUT 6x7x2 -> CONV3-3(pad=0x1:2) -> CONV3-4(pad=1:0, bias=false) -> FC-2",
     "INPUT 5x5x3 -> CONV3-4(pad=0) -> CONV3-2(pad=2) -> GAP -> FC-2",
+    "INPUT 9x7x3 -> CONV5-5 -> RELU -> CONV5-4 -> FC-3",  # F(2x2, 5x5): odd maps, 2x2 blocks
+    "INPUT 8x9x2 -> CONV5-3(pad=0) -> CONV5-4(pad=4) -> CONV3-2 -> FC-2",
+    "INPUT 7x6x3 -> CONV5-3(pad=0x1:3) -> CONV5-2(pad=3:1, bias=false) -> FC-2",
 ]
 
 
@@ -63,13 +67,15 @@ def test_winograd_computes_what_im2col_computes(spec, dtype, bound, monkeypatch)
 
 def test_whole_networks_in_float32_stay_within_1e_4(monkeypatch):
     """The issue's bound for the fast paths, over whole networks in float32: M3's logits
-    (six 3x3 layers, five of them Winograd by default), and every gradient of a deep stack
+    (six 3x3 layers, five of them Winograd by default) and M1's (its 5x5 layer from 32 to 64
+    channels by F(2x2, 5x5)), and every gradient of a deep stack
     without max pooling.  (M3's gradients are not compared: a rounding can move the
     maximum of a pooling window to another pixel, which routes its gradient elsewhere,
     whatever the convolution algorithm.)"""
-    ours = run("benchmarks/specs/m3.txt", "auto", "float32", monkeypatch, batch=4)
-    theirs = run("benchmarks/specs/m3.txt", "im2col", "float32", monkeypatch, batch=4)
-    assert relative(ours[0], theirs[0]) < 1e-4
+    for spec in ("benchmarks/specs/m3.txt", "benchmarks/specs/m1.txt"):
+        ours = run(spec, "auto", "float32", monkeypatch, batch=4)
+        theirs = run(spec, "im2col", "float32", monkeypatch, batch=4)
+        assert relative(ours[0], theirs[0]) < 1e-4, spec
     stack = "INPUT 16x16x3 -> CONV3-32 -> RELU -> [CONV3-64 -> RELU]*3 -> FC-10"
     ours, theirs = (run(stack, method, "float32", monkeypatch, batch=4)
                     for method in ("auto", "im2col"))
@@ -91,7 +97,8 @@ def test_winograd_in_threads_equals_one_thread(monkeypatch):
         assert relative(threaded[2][name], single[2][name]) < 1e-13
 
 
-@pytest.mark.parametrize("spec", ["INPUT 5x6x2 -> CONV3-3", "INPUT 4x4x3 -> CONV3-2(pad=0x1:2)"])
+@pytest.mark.parametrize("spec", ["INPUT 5x6x2 -> CONV3-3", "INPUT 4x4x3 -> CONV3-2(pad=0x1:2)",
+                                  "INPUT 5x6x2 -> CONV5-3", "INPUT 6x5x2 -> CONV5-2(pad=0x3:1)"])
 def test_winograd_gradients_match_centred_differences(spec, monkeypatch):
     monkeypatch.setenv("CNNKIT_CONV_ALGORITHM", "winograd")
     network = cnnkit.parse(spec)
@@ -103,6 +110,28 @@ def test_winograd_gradients_match_centred_differences(spec, monkeypatch):
         array[...] = rng.standard_normal(array.shape)
     shape = network.input_shape
     check_layer(layer, [rng.standard_normal((3, shape.h, shape.w, shape.c))])
+
+
+def test_the_transforms_are_lavin_and_grays_and_compute_correlations():
+    """``transforms`` builds F(4x4, 3x3)'s matrices as printed in Lavin & Gray (2016), and
+    both algorithms' 1-D forms compute the correlation of a 6-value tile exactly (float64)."""
+    published_b_t = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+                     [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]
+    published_g = [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+                   [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]
+    published_a_t = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
+                     [0, 1, -1, 8, -8, 1]]
+    f43 = winograd.transforms(3)
+    assert np.array_equal(f43["B_T"], published_b_t)
+    assert np.allclose(f43["G"], published_g, rtol=1e-15, atol=0)
+    assert np.array_equal(f43["A_T"], published_a_t)
+    assert np.array_equal(winograd.transforms(5)["B_T"], published_b_t)  # the same points
+    rng = np.random.default_rng(1)
+    for r in (3, 5):
+        t = winograd.transforms(r)
+        d, g = rng.standard_normal(6), rng.standard_normal(r)
+        direct = [d[i:i + r] @ g for i in range(7 - r)]
+        assert np.allclose(t["A_T"] @ ((t["G"] @ g) * (t["B_T"] @ d)), direct, rtol=1e-13)
 
 
 def conv_attrs(spec: str):
@@ -122,7 +151,13 @@ def conv_attrs(spec: str):
     ("INPUT 14x14x512 -> CONV3-512", "im2col"),  # wide: 16-24% slower
     ("INPUT 32x32x3 -> CONV3-64", "im2col"),  # a first layer
     ("INPUT 56x56x128 -> CONV3-128(stride=2, round=floor)", "im2col"),  # Winograd does not apply
-    ("INPUT 56x56x128 -> CONV5-128", "im2col"),
+    ("INPUT 14x14x128 -> CONV5-128", "winograd"),  # F(2x2, 5x5): measured 26-28% faster
+    ("INPUT 27x27x96 -> CONV5-256", "winograd"),  # AlexNet's second layer: 14-21%
+    ("INPUT 7x7x64 -> CONV5-64", "im2col"),  # 7x7: a block row and column half dropped
+    ("INPUT 14x14x16 -> CONV5-32", "im2col"),  # narrow, as for 3x3
+    ("INPUT 28x28x1 -> CONV5-32", "im2col"),  # a first layer
+    ("INPUT 56x56x128 -> CONV7-128", "im2col"),  # Winograd does not apply
+    ("INPUT 56x56x128 -> CONV5-128(stride=2, round=floor)", "im2col"),
     ("INPUT 56x56x128 -> CONV3-128(dilation=2)", "im2col"),
     ("INPUT 56x56x128 -> CONV3-128(groups=2)", "im2col"),
 ])
@@ -133,9 +168,10 @@ def test_the_calculator_picks_winograd_only_where_it_was_measured_to_win(spec, e
 
 
 def test_the_benchmark_networks_use_winograd_after_their_first_layer(monkeypatch):
-    """M2 and M3 (benchmarks/specs) are what ``benchmarks.train_step --im2col`` measures."""
+    """M1-M3 (benchmarks/specs) are what ``benchmarks.train_step --im2col`` measures (M1's
+    second layer by F(2x2, 5x5), the others' by F(4x4, 3x3))."""
     monkeypatch.delenv("CNNKIT_CONV_ALGORITHM", raising=False)
-    for spec in ("benchmarks/specs/m2.txt", "benchmarks/specs/m3.txt"):
+    for spec in ("benchmarks/specs/m1.txt", "benchmarks/specs/m2.txt", "benchmarks/specs/m3.txt"):
         model = Model(cnnkit.load(spec))
         methods = [layer.algorithm for layer in model.layers if isinstance(layer, Conv)]
         assert methods == ["im2col"] + ["winograd"] * (len(methods) - 1), spec

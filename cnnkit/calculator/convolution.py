@@ -1,20 +1,23 @@
 """How the engine computes each convolution, and the work arrays that needs.
 
 Two algorithms (``cnnkit.engine.layers.conv``): im2col + one matrix product, for every
-convolution, and Winograd's F(4x4, 3x3) (``cnnkit.engine.layers.winograd``) for 3x3 stride-1
-ungrouped undilated ones.  Winograd multiplies 2.25*C*K times per output pixel instead of
-9*C*K, but adds three transforms, each a product with a small matrix (36x36 or 16x36) that
-BLAS runs at about half its peak, and 36 products per tile of images where im2col does one.
-Measured with NumPy on this project's 2-core machine (benchmarks/RESULTS.md, "Winograd
-F(4x4, 3x3) against im2col"; ``python -m benchmarks.conv_algorithms``), that pays for 32 to
-256 channels on both sides, on maps of at least 8x8: 12-44% faster, forward and backward
-together (most for 64-256 channels; 32 in and out is about even at batch 128).  With fewer
-channels (first layers, 16) the transforms cost more than the products save; with 512 the
-36 matrices of transformed kernels (36*C*K values, 38 MB at 512x512) are read once per
-tile, and the layer ran 16% slower on 14x14 maps and only 6% faster on 28x28 ones (22-99%
-slower in earlier runs); on 7x7 maps a quarter of the computed outputs are dropped (14%
-slower).  ``algorithm`` encodes that band; a layer uses one algorithm in forward and
-backward.
+convolution, and Winograd's F(4x4, 3x3) and F(2x2, 5x5) (``cnnkit.engine.layers.winograd``)
+for 3x3 and 5x5 stride-1 ungrouped undilated ones.  Winograd multiplies 36*C*K times per
+6x6 tile, for 16 outputs (3x3: 2.25*C*K per output pixel instead of 9*C*K) or 4 (5x5: 9*C*K
+instead of 25*C*K), but adds three transforms, each a product with a small matrix (36x36,
+16x36 or 4x36) that BLAS runs at about half its peak, and 36 products per tile of images
+where im2col does one.  Measured with NumPy on this project's 2-core machine
+(benchmarks/RESULTS.md, "Winograd F(4x4, 3x3) against im2col" and "F(2x2, 5x5)";
+``python -m benchmarks.conv_algorithms``), that pays for 32 to 256 channels on both sides,
+on maps of at least 8x8: 3x3 layers 12-44% faster, forward and backward together (most for
+64-256 channels; 32 in and out is about even at batch 128), 5x5 ones 14-28% (32 to 64
+channels on 14x14 maps, M1's second layer, about even).  With fewer channels (first layers,
+16) the transforms cost more than the products save; with 512 the 36 matrices of
+transformed kernels (36*C*K values, 38 MB at 512x512) are read once per tile, and the layer
+ran 16% slower on 14x14 maps and only 6% faster on 28x28 ones (22-99% slower in earlier
+runs; 5x5: 14% slower); on 7x7 maps a quarter of the computed outputs are dropped (14%
+slower; 5x5: 4%).  ``algorithm`` encodes that band, the same for both kernel sizes; a
+layer uses one algorithm in forward and backward.
 
 ``CNNKIT_CONV_ALGORITHM=im2col`` (or ``winograd``, wherever it applies) overrides the
 prediction, for comparisons; the default is ``auto``.
@@ -29,17 +32,21 @@ import os
 
 WINOGRAD_CHANNELS = (32, 256)  # both sides within this range ...
 WINOGRAD_MIN_SIDE = 8  # ... on output maps at least this high and wide
+TILE = 6  # Winograd's input tiles are 6x6: F(4x4, 3x3) and F(2x2, 5x5)
+WINOGRAD_KERNELS = (3, 5)
 
 
 CHOICES = ("auto", "im2col", "winograd")
 
 
 def winograd_applies(attrs: dict) -> bool:
-    """Whether F(4x4, 3x3) computes this convolution: 3x3, stride 1, no dilation or groups,
-    padding of at most 2 (the input gradient's convolution pads by 2 - pad)."""
-    return (tuple(attrs["kernel"]) == (3, 3) and tuple(attrs["stride"]) == (1, 1)
+    """Whether F(4x4, 3x3) or F(2x2, 5x5) computes this convolution: a 3x3 or 5x5 kernel,
+    stride 1, no dilation or groups, padding of at most r - 1 (the input gradient's
+    convolution pads by r - 1 - pad)."""
+    kh, kw = attrs["kernel"]
+    return (kh == kw and kh in WINOGRAD_KERNELS and tuple(attrs["stride"]) == (1, 1)
             and tuple(attrs.get("dilation", (1, 1))) == (1, 1) and attrs.get("groups", 1) == 1
-            and max(attrs.get("pad", (0, 0, 0, 0))) <= 2)
+            and max(attrs.get("pad", (0, 0, 0, 0))) <= kh - 1)
 
 
 def algorithm(attrs: dict, c: int, out_hw: tuple[int, int]) -> str:
@@ -58,30 +65,32 @@ def algorithm(attrs: dict, c: int, out_hw: tuple[int, int]) -> str:
 
 
 class WinogradTiling:
-    """How a 3x3 stride-1 convolution with ``pad`` (top, bottom, left, right) of an ``in_hw``
-    image is cut into 4x4 output blocks: ``blocks`` (rows, columns), read as 6x6 tiles from
-    the input padded to ``padded_hw``.  Outputs beyond a size that is not a multiple of 4 are
-    computed from zero padding and dropped."""
+    """How an r x r (``kernel``) stride-1 convolution with ``pad`` (top, bottom, left, right)
+    of an ``in_hw`` image is cut into m x m output blocks (``block``, m = 7 - r): ``blocks``
+    (rows, columns), read as 6x6 tiles from the input padded to ``padded_hw``.  Outputs
+    beyond a size that is not a multiple of m are computed from zero padding and dropped."""
 
-    def __init__(self, in_hw: tuple[int, int], pad: tuple[int, int, int, int]):
-        self.in_hw, self.pad = tuple(in_hw), tuple(pad)
+    def __init__(self, in_hw: tuple[int, int], pad: tuple[int, int, int, int], kernel: int = 3):
+        self.in_hw, self.pad, self.kernel = tuple(in_hw), tuple(pad), kernel
+        self.block = m = TILE + 1 - kernel
         top, bottom, left, right = pad
-        self.out_hw = (in_hw[0] + top + bottom - 2, in_hw[1] + left + right - 2)
-        self.blocks = (-(-self.out_hw[0] // 4), -(-self.out_hw[1] // 4))
-        self.padded_hw = (4 * self.blocks[0] + 2, 4 * self.blocks[1] + 2)
+        self.out_hw = (in_hw[0] + top + bottom - kernel + 1, in_hw[1] + left + right - kernel + 1)
+        self.blocks = (-(-self.out_hw[0] // m), -(-self.out_hw[1] // m))
+        self.padded_hw = (m * self.blocks[0] + kernel - 1, m * self.blocks[1] + kernel - 1)
 
     def transposed(self) -> WinogradTiling:
         """The tiling of the input gradient's convolution: the output gradient padded by
-        2 - pad on each side (the kernel flipped), giving back the input's size."""
-        return WinogradTiling(self.out_hw, tuple(2 - p for p in self.pad))
+        r - 1 - pad on each side (the kernel flipped), giving back the input's size."""
+        return WinogradTiling(self.out_hw, tuple(self.kernel - 1 - p for p in self.pad),
+                              self.kernel)
 
     def values(self, c: int, k: int) -> dict[str, int]:
         """Values per image of each work array of a convolution from ``c`` to ``k`` channels
         (the weight gradient's pass uses the same arrays)."""
-        blocks = self.blocks[0] * self.blocks[1]
-        return {"padded": self.padded_hw[0] * self.padded_hw[1] * c, "tiles": 36 * blocks * c,
-                "transformed": 36 * blocks * c, "products": 36 * blocks * k,
-                "blocks": 16 * blocks * k}
+        blocks, tile = self.blocks[0] * self.blocks[1], TILE * TILE
+        return {"padded": self.padded_hw[0] * self.padded_hw[1] * c, "tiles": tile * blocks * c,
+                "transformed": tile * blocks * c, "products": tile * blocks * k,
+                "blocks": self.block**2 * blocks * k}
 
 
 def transposed_pad(attrs: dict) -> tuple[int, int, int, int] | None:
@@ -105,7 +114,8 @@ def tile_values(attrs: dict, in_shape, out_shape, backward: bool, input_grad: bo
     mask to its tile of the output gradient (``memory.masked_convolutions``)."""
     c, k = in_shape.c, out_shape.c
     if (method or algorithm(attrs, c, (out_shape.h, out_shape.w))) == "winograd":
-        tiling = WinogradTiling((in_shape.h, in_shape.w), attrs.get("pad", (0, 0, 0, 0)))
+        tiling = WinogradTiling((in_shape.h, in_shape.w), attrs.get("pad", (0, 0, 0, 0)),
+                                attrs["kernel"][0])
         passes = [tiling.values(c, k)]
         if backward and input_grad:
             passes.append(tiling.transposed().values(k, c))

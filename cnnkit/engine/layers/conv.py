@@ -1,5 +1,5 @@
 """Convolution, channels last, tile by tile: im2col + one matrix product per group, or
-Winograd's F(4x4, 3x3) where the calculator predicts it is faster."""
+Winograd's F(4x4, 3x3) or F(2x2, 5x5) where the calculator predicts it is faster."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ class Conv(Layer):
         self.fans = (kh * kw * per_group, kh * kw * out // self.groups)
         self.shapes = (in_shapes[0], node.out)
         self.algorithm = convolution.algorithm(attrs, in_shapes[0].c, (node.out.h, node.out.w))
-        self.tiling = (convolution.WinogradTiling(self.window.in_hw, self.window.pad)
+        self.tiling = (convolution.WinogradTiling(self.window.in_hw, self.window.pad, kh)
                        if self.algorithm == "winograd" else None)
         self.transposed = transposed_window(self.window, self.groups, node, in_shapes[0])
         # few input channels (a first layer): im2col's rows would be runs of 1-3 values,
@@ -177,7 +177,7 @@ class Conv(Layer):
             if d_b is not None:
                 d_b += more_b
         if self.tiling:
-            self.grads["W"][...] = winograd.weight_gradient(d_w, xp)
+            self.grads["W"][...] = winograd.weight_gradient(d_w, self.tiling.kernel, xp)
         else:
             out = self.params["W"].shape[-1]
             self.grads["W"].reshape(-1, self.groups, out // self.groups)[...] = \

@@ -1,26 +1,31 @@
-"""Winograd's minimal filtering F(4x4, 3x3) for 3x3 stride-1 convolutions (Lavin & Gray, 2016).
+"""Winograd's minimal filtering for stride-1 convolutions (Lavin & Gray, 2016): F(4x4, 3x3)
+for 3x3 kernels and F(2x2, 5x5) for 5x5 ones, both on 6x6 tiles.
 
 Used by ``Conv`` for the layers where the calculator predicts it wins
-(``cnnkit.calculator.convolution.algorithm``, which says where that is and why): 3x3
+(``cnnkit.calculator.convolution.algorithm``, which says where that is and why): 3x3 or 5x5
 kernels, stride 1, no dilation or groups, and enough channels on both sides.
 
-Every 4x4 block of outputs reads a 6x6 tile ``d`` of the padded input (tiles overlap by two
-pixels).  With ``V = B^T d B`` for each input channel and ``U = G g G^T`` for each kernel ``g``,
-the block is ``A^T M A`` where ``M = sum over input channels of U * V``, element by element.
-For each of the 36 positions of the 6x6 transformed tile that sum is one matrix product
-(tiles x C) @ (C x K): 36 products of C*K per 4x4 block against 144 for the direct sum, 4x
-fewer multiplications.  The identity is exact in exact arithmetic (polynomial multiplication
-modulo x(x - 1)(x + 1)(x - 2)(x + 2), evaluated at 0, +-1, +-2 and infinity); in float32 the
-transforms' coefficients (up to 5 in ``B``, 8 in ``A``, 1/24 in ``G``) cost about one decimal
-digit: results differ from the direct sum by ~1e-5 relative (tests/test_winograd.py bounds
-them well inside the 1e-4 the engine promises).
+F(m x m, r x r) computes each m x m block of outputs from a 6x6 tile ``d`` of the padded input
+(m + r - 1 = 6; tiles overlap by r - 1 pixels).  With ``V = B^T d B`` for each input channel and
+``U = G g G^T`` for each kernel ``g``, the block is ``A^T M A`` where ``M = sum over input
+channels of U * V``, element by element.  For each of the 36 positions of the transformed tile
+that sum is one matrix product (tiles x C) @ (C x K): 36 multiplications of C*K per block
+against m*m*r*r for the direct sum, 4x fewer for F(4x4, 3x3) (36 against 144) and 2.8x fewer
+for F(2x2, 5x5) (36 against 100).  The identity is exact in exact arithmetic: it is polynomial
+multiplication modulo x(x - 1)(x + 1)(x - 2)(x + 2), evaluated at 0, +-1, +-2 and infinity
+(``transforms`` builds the three matrices from those points, Cook-Toom style).  In float32 the
+coefficients (up to 5 in ``B``, 8 in ``A``, 1/24 in ``G``; 16/24 for 5x5) cost about one
+decimal digit: results differ from the direct sum by ~1e-5 relative (tests/test_winograd.py
+bounds them well inside the 1e-4 the engine promises).
 
 All three transforms are matrix products too, so NumPy (or CuPy) spends the time in BLAS:
 the 6x6 tiles of a few images (a tile of the batch, as ``Conv``'s im2col) are gathered from a
 strided view into a (36, tiles*C) array, and ``B^T d B`` for all of them is one product with
-the 36x36 matrix kron(B^T, B^T); ``A^T M A`` is one product with kron(A^T, A^T) (16x36).  The
-Kronecker form does 3x the multiplications of applying B^T to rows and then to columns, but
-in one pass over memory instead of two, which is what costs on a CPU.
+the 36x36 matrix kron(B^T, B^T); ``A^T M A`` is one product with kron(A^T, A^T) (m*m x 36).
+The Kronecker form does 3x the multiplications of applying B^T to rows and then to columns,
+but in one pass over memory instead of two, which is what costs on a CPU: alone on a core
+the two-pass form transforms 1.4x faster, but with both cores busy it took 0.94-1.11x the
+Kronecker form's time per layer (measured 2026-12-03), so it is not used.
 
 Backward: the weight gradient is the adjoint of the same maps, ``dU = V^T dM`` position by
 position with ``dM = kron(A, A) dY``, then ``dg = G^T dU G``; the input gradient of a stride-1
@@ -30,50 +35,61 @@ its channels swapped, see ``conv.transposed_window``).
 
 from __future__ import annotations
 
+from fractions import Fraction
 from functools import cache
 
 import numpy
 
-from ...calculator.convolution import WinogradTiling
+from ...calculator.convolution import TILE, WinogradTiling
 
-# F(4, 3) at the points 0, 1, -1, 2, -2 and infinity
-B_T = numpy.array([[4, 0, -5, 0, 1, 0],
-                   [0, -4, -4, 1, 1, 0],
-                   [0, 4, -4, -1, 1, 0],
-                   [0, -2, -1, 2, 1, 0],
-                   [0, 2, -1, -2, 1, 0],
-                   [0, 4, 0, -5, 0, 1]], dtype=float)
-G = numpy.array([[1 / 4, 0, 0],
-                 [-1 / 6, -1 / 6, -1 / 6],
-                 [-1 / 6, 1 / 6, -1 / 6],
-                 [1 / 24, 1 / 12, 1 / 6],
-                 [1 / 24, -1 / 12, 1 / 6],
-                 [0, 0, 1]])
-A_T = numpy.array([[1, 1, 1, 1, 1, 0],
-                   [0, 1, -1, 2, -2, 0],
-                   [0, 1, 1, 4, 4, 0],
-                   [0, 1, -1, 8, -8, 1]], dtype=float)
-MATRICES = {"input": numpy.kron(B_T, B_T),  # (36, 36): a tile's 36 values -> V
-            "output": numpy.kron(A_T, A_T),  # (16, 36): M -> a block's 16 outputs
-            "output_gradient": numpy.kron(A_T, A_T).T.copy()}  # (36, 16): dY -> dM
+POINTS = (0, 1, -1, 2, -2)  # and infinity: the TILE interpolation points of both algorithms
 
 
 @cache
-def _matrix(name: str, xp, dtype: str):
-    """One of ``MATRICES`` as an array of ``xp`` and ``dtype`` (made once)."""
-    return xp.asarray(MATRICES[name], dtype=dtype)
+def transforms(r: int) -> dict[str, numpy.ndarray]:
+    """B^T (6x6), G (6 x r) and A^T (m x 6) of F(m x m, r x r), m = 7 - r, at ``POINTS``.
+
+    Cook-Toom: a kernel's values at the points are G g (the finite points' rows divided by
+    the product of their distances to the other points, which is what Lagrange interpolation
+    leaves to the kernel's side); B^T's rows are the coefficients of the polynomials that
+    vanish at all points but one (the last: at all of them); A^T evaluates the product back
+    at the output positions.  Exact fractions until the end."""
+    m = TILE + 1 - r
+    finite = [Fraction(p) for p in POINTS]
+
+    def poly(roots) -> list[Fraction]:  # coefficients of prod (x - root), lowest first
+        coefficients = [Fraction(1)]
+        for root in roots:
+            shifted = [Fraction(0)] + coefficients
+            coefficients = [s - root * c for s, c in zip(shifted, coefficients + [0])]
+        return coefficients
+
+    b_t = [poly([q for q in finite if q != p]) + [0] for p in finite] + [poly(finite)]
+    scale = [numpy.prod([p - q for q in finite if q != p]) for p in finite]
+    g = [[p**j / s for j in range(r)] for p, s in zip(finite, scale)] + [[0] * (r - 1) + [1]]
+    a_t = [[p**i for p in finite] + [int(i == m - 1)] for i in range(m)]
+    b_t, g, a_t = (numpy.array(rows, dtype=float) for rows in (b_t, g, a_t))
+    return {"B_T": b_t, "G": g, "A_T": a_t, "input": numpy.kron(b_t, b_t),
+            "output": numpy.kron(a_t, a_t), "output_gradient": numpy.kron(a_t, a_t).T.copy()}
+
+
+@cache
+def _matrix(r: int, name: str, xp, dtype: str):
+    """One of ``transforms(r)`` as an array of ``xp`` and ``dtype`` (made once)."""
+    return xp.asarray(transforms(r)[name], dtype=dtype)
 
 
 def weights(w, xp):
-    """U = G g G^T of every kernel of ``w`` (3, 3, C, K): (36, C, K), one matrix per position."""
-    return _both_sides(xp.asarray(G, dtype=w.dtype), w, xp).reshape((36,) + w.shape[2:])
+    """U = G g G^T of every kernel of ``w`` (r, r, C, K): (36, C, K), one matrix per position."""
+    g = xp.asarray(transforms(w.shape[0])["G"], dtype=w.dtype)
+    return _both_sides(g, w, xp).reshape((TILE * TILE,) + w.shape[2:])
 
 
-def weight_gradient(d_u, xp):
-    """The gradient of the kernels (3, 3, C, K) from that of their transforms (36, C, K)
+def weight_gradient(d_u, r: int, xp):
+    """The gradient of the r x r kernels (r, r, C, K) from that of their transforms (36, C, K)
     (the adjoint of ``weights``)."""
-    g_t = xp.asarray(G.T, dtype=d_u.dtype)
-    return _both_sides(g_t, d_u.reshape((6, 6) + d_u.shape[1:]), xp)
+    g_t = xp.asarray(transforms(r)["G"].T, dtype=d_u.dtype)
+    return _both_sides(g_t, d_u.reshape((TILE, TILE) + d_u.shape[1:]), xp)
 
 
 def _both_sides(m, a, xp):
@@ -90,21 +106,23 @@ def transform_input(x, tiling: WinogradTiling, buffer, xp):
     ``buffer(name, shape)`` hands out the work arrays (contents undefined)."""
     t, h, w, c = x.shape
     top, _, left, _ = tiling.pad
-    bh, bw = tiling.blocks
+    (bh, bw), m = tiling.blocks, tiling.block
     padded = buffer("padded", (t,) + tiling.padded_hw + (c,))
     padded[:, :top] = 0
     padded[:, top + h:] = 0
     padded[:, top:top + h, :left] = 0
     padded[:, top:top + h, left + w:] = 0
     padded[:, top:top + h, left:left + w] = x
-    s = padded.strides  # tile (i, j) of block (r, q) is padded pixel (4r + i, 4q + j)
+    s = padded.strides  # tile (i, j) of block (p, q) is padded pixel (m*p + i, m*q + j)
     view = xp.lib.stride_tricks.as_strided(
-        padded, shape=(6, 6, t, bh, bw, c), strides=(s[1], s[2], s[0], 4 * s[1], 4 * s[2], s[3]))
+        padded, shape=(TILE, TILE, t, bh, bw, c),
+        strides=(s[1], s[2], s[0], m * s[1], m * s[2], s[3]))
     tiles = buffer("tiles", view.shape)
     tiles[...] = view
-    v = buffer("transformed", (36, t * bh * bw * c))
-    xp.matmul(_matrix("input", xp, x.dtype.str), tiles.reshape(36, -1), out=v)
-    return v.reshape(36, t * bh * bw, c)
+    v = buffer("transformed", (TILE * TILE, t * bh * bw * c))
+    xp.matmul(_matrix(tiling.kernel, "input", xp, x.dtype.str), tiles.reshape(v.shape[0], -1),
+              out=v)
+    return v.reshape(v.shape[0], t * bh * bw, c)
 
 
 def convolve(x, u, tiling: WinogradTiling, y, buffer, xp) -> None:
@@ -112,28 +130,30 @@ def convolve(x, u, tiling: WinogradTiling, y, buffer, xp) -> None:
     transformed kernels ``u`` (36, C, K) (no bias)."""
     v = transform_input(x, tiling, buffer, xp)
     t, k = len(x), u.shape[2]
-    bh, bw = tiling.blocks
-    m = buffer("products", (36, v.shape[1], k))
-    xp.matmul(v, u, out=m)
-    blocks = buffer("blocks", (4, 4, t, bh, bw, k))
-    xp.matmul(_matrix("output", xp, m.dtype.str), m.reshape(36, -1), out=blocks.reshape(16, -1))
-    for i in range(4):  # output pixel (4r + i, 4q + j) is value (i, j) of block (r, q)
-        for j in range(4):
-            target = y[:, i::4, j::4]  # fewer blocks than bh x bw where a size is not 4n
+    (bh, bw), m = tiling.blocks, tiling.block
+    products = buffer("products", (v.shape[0], v.shape[1], k))
+    xp.matmul(v, u, out=products)
+    blocks = buffer("blocks", (m, m, t, bh, bw, k))
+    xp.matmul(_matrix(tiling.kernel, "output", xp, products.dtype.str),
+              products.reshape(v.shape[0], -1), out=blocks.reshape(m * m, -1))
+    for i in range(m):  # output pixel (m*p + i, m*q + j) is value (i, j) of block (p, q)
+        for j in range(m):
+            target = y[:, i::m, j::m]  # fewer blocks than bh x bw where a size is not m*n
             target[...] = blocks[i, j][:, :target.shape[1], :target.shape[2]]
 
 
 def output_gradient(dy, tiling: WinogradTiling, buffer, xp):
-    """dM = A dY A^T of every 4x4 block of ``dy`` (t, Ho, Wo, K): (36, t*blocks, K)."""
+    """dM = A dY A^T of every m x m block of ``dy`` (t, Ho, Wo, K): (36, t*blocks, K)."""
     t, _, _, k = dy.shape
-    bh, bw = tiling.blocks
-    blocks = buffer("blocks", (4, 4, t, bh, bw, k))
-    for i in range(4):
-        for j in range(4):
-            source, target = dy[:, i::4, j::4], blocks[i, j]
+    (bh, bw), m = tiling.blocks, tiling.block
+    blocks = buffer("blocks", (m, m, t, bh, bw, k))
+    for i in range(m):
+        for j in range(m):
+            source, target = dy[:, i::m, j::m], blocks[i, j]
             target[:, :source.shape[1], :source.shape[2]] = source
             target[:, source.shape[1]:] = 0  # outputs beyond the map, dropped in forward
             target[:, :, source.shape[2]:] = 0
-    d_m = buffer("products", (36, t * bh * bw * k))
-    xp.matmul(_matrix("output_gradient", xp, dy.dtype.str), blocks.reshape(16, -1), out=d_m)
-    return d_m.reshape(36, t * bh * bw, k)
+    d_m = buffer("products", (TILE * TILE, t * bh * bw * k))
+    xp.matmul(_matrix(tiling.kernel, "output_gradient", xp, dy.dtype.str),
+              blocks.reshape(m * m, -1), out=d_m)
+    return d_m.reshape(d_m.shape[0], t * bh * bw, k)
