@@ -12,10 +12,10 @@ from .graph.network import Network, Node, Shape
 from .language.errors import SpecError
 
 __all__ = ["parse", "parse_shape", "Network", "Node", "Shape", "SpecError", "load", "train",
-           "load_run", "Run"]
+           "resume", "load_run", "Run"]
 __version__ = "0.1.0"
 # training needs NumPy, which `import cnnkit` (and so `cnnkit summarize`) must not import
-_TRAINING_API = frozenset({"train", "load_run", "Run"})
+_TRAINING_API = frozenset({"train", "resume", "load_run", "Run"})
 
 
 def __getattr__(name: str):

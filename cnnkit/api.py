@@ -86,16 +86,31 @@ def train(network: Network, out: str | Path, *, on_epoch: EpochCallback | None =
     epochs=2, batch=64, lr=..., limit=..., device="cpu", ...).  ``on_epoch(row)`` is called
     after each epoch with its metrics (epoch, train_loss, train_acc, val_loss, val_acc, lr,
     seconds, ...), once that epoch's checkpoint is written.  An interrupted run continues
-    with ``cnnkit train --resume OUT``.
+    with ``resume(OUT)`` (or ``cnnkit train --resume OUT``); a directory that already holds
+    a run is never trained over (``RunError``).
     """
     config = TrainConfig(**options)
+    Trainer(network, config, RunDirectory(out), on_event=_epochs_to(on_epoch)).train()
+    return load_run(out, device=config.device)
 
+
+def resume(out: str | Path, *, epochs: int | None = None, device: str | None = None,
+           on_epoch: EpochCallback | None = None) -> Run:
+    """Continues the run directory ``out`` from its last checkpoint, bit for bit as if it
+    had never stopped, and returns the trained run.  ``epochs``: the run's total (more than
+    it was started with extends it); ``device``: default, the one it was started on;
+    ``on_epoch`` as for ``train``, for the epochs trained now."""
+    trainer = Trainer.resuming(RunDirectory(out), epochs, device, on_event=_epochs_to(on_epoch))
+    trainer.train(resume=True)
+    return load_run(out, device=trainer.config.device)
+
+
+def _epochs_to(on_epoch: EpochCallback | None):
+    """The trainer's event handler that passes each finished epoch's row to ``on_epoch``."""
     def on_event(kind: str, data: dict) -> None:
         if kind == "epoch" and on_epoch is not None:
             on_epoch(data)
-
-    Trainer(network, config, RunDirectory(out), on_event=on_event).train()
-    return load_run(out, device=config.device)
+    return on_event
 
 
 def load_run(path: str | Path, device: str = "cpu") -> Run:

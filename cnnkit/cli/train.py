@@ -228,20 +228,15 @@ def train(
     from ..training.trainer import Trainer
 
     user_errors = _user_errors()
+    reporter = {Output.rich: RichReporter(), Output.jsonl: jsonl_reporter,
+                Output.quiet: None}[output]
     with reported_errors():
         if resume is not None:
             run = RunDirectory(resume)
-            if run.path.is_dir() and not run.config.exists():
-                raise fail(f"{resume} holds no started run (no config.json): training stopped "
-                           f"before it began; start it again with `cnnkit train SPEC --out "
-                           f"{resume}`")
             try:
-                network, config = run.read_network(), run.read_config()
+                trainer = Trainer.resuming(run, epochs, device.value, prefetch, reporter)
             except user_errors as error:
                 raise fail(str(error)) from None
-            config.epochs = epochs or config.epochs
-            config.device = device.value
-            config.prefetch = prefetch
         else:
             if spec is None:
                 raise fail("give a spec file to train, or --resume RUN_DIR", EXIT_USAGE)
@@ -264,9 +259,7 @@ def train(
             if run.config.exists():
                 raise fail(f"{out} already holds a run; continue it with --resume {out} "
                            "or choose another --out", EXIT_USAGE)
-    reporter = {Output.rich: RichReporter(), Output.jsonl: jsonl_reporter,
-                Output.quiet: None}[output]
-    trainer = Trainer(network, config, run, on_event=reporter)
+            trainer = Trainer(network, config, run, on_event=reporter)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` saves a checkpoint too, like Ctrl-C
     try:
         metrics = trainer.train(resume=resume is not None)

@@ -73,6 +73,22 @@ class Trainer:
         self.emit = on_event or (lambda kind, data: None)
         self.augmentation = config.augmentation
 
+    @classmethod
+    def resuming(cls, run: RunDirectory, epochs: int | None = None, device: str | None = None,
+                 prefetch: int | None = None, on_event: EventHandler | None = None) -> Trainer:
+        """A trainer that continues ``run`` (``train(resume=True)``) with the network and
+        config it was started with; ``epochs`` (the run's total: more extends it), ``device``
+        and ``prefetch`` change where given, as they do not change the results."""
+        if run.path.is_dir() and not run.config.exists():
+            raise RunError(f"{run.path} holds no started run (no config.json): training "
+                           "stopped before it began; start it again into the same folder (`cnnkit "
+                           f"train SPEC --out {run.path}`)")
+        network, config = run.read_network(), run.read_config()
+        config.epochs = epochs or config.epochs
+        config.device = device or config.device
+        config.prefetch = config.prefetch if prefetch is None else prefetch
+        return cls(network, config, run, on_event)
+
     # -- setup -----------------------------------------------------------------------------
     def _data(self, resume: bool):
         c = self.config
@@ -254,6 +270,9 @@ class Trainer:
 
     def _train(self, resume: bool) -> list[dict]:
         c = self.config
+        if not resume and self.run.config.exists():  # never train over a run
+            raise RunError(f"{self.run.path} already holds a run; resume it or train into "
+                           "another folder")
         self.saved_checkpoint = None
         self.run.remove_temp_files()
         xp, device = select_device(c.device)
