@@ -29,6 +29,7 @@ SPECS = [
     "INPUT 9x7x3 -> CONV5-5 -> RELU -> CONV5-4 -> FC-3",  # F(2x2, 5x5): odd maps, 2x2 blocks
     "INPUT 8x9x2 -> CONV5-3(pad=0) -> CONV5-4(pad=4) -> CONV3-2 -> FC-2",
     "INPUT 7x6x3 -> CONV5-3(pad=0x1:3) -> CONV5-2(pad=3:1, bias=false) -> FC-2",
+    "INPUT 5x6x2 -> CONV3-3(pad=3) -> CONV5-2(pad=1x5) -> FC-2",  # wider than the kernel
 ]
 
 

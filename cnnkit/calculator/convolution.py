@@ -41,12 +41,10 @@ CHOICES = ("auto", "im2col", "winograd")
 
 def winograd_applies(attrs: dict) -> bool:
     """Whether F(4x4, 3x3) or F(2x2, 5x5) computes this convolution: a 3x3 or 5x5 kernel,
-    stride 1, no dilation or groups, padding of at most r - 1 (the input gradient's
-    convolution pads by r - 1 - pad)."""
+    stride 1, no dilation or groups."""
     kh, kw = attrs["kernel"]
     return (kh == kw and kh in WINOGRAD_KERNELS and tuple(attrs["stride"]) == (1, 1)
-            and tuple(attrs.get("dilation", (1, 1))) == (1, 1) and attrs.get("groups", 1) == 1
-            and max(attrs.get("pad", (0, 0, 0, 0))) <= kh - 1)
+            and tuple(attrs.get("dilation", (1, 1))) == (1, 1) and attrs.get("groups", 1) == 1)
 
 
 def algorithm(attrs: dict, c: int, out_hw: tuple[int, int]) -> str:
@@ -78,15 +76,10 @@ class WinogradTiling:
         self.blocks = (-(-self.out_hw[0] // m), -(-self.out_hw[1] // m))
         self.padded_hw = (m * self.blocks[0] + kernel - 1, m * self.blocks[1] + kernel - 1)
 
-    def transposed(self) -> WinogradTiling:
-        """The tiling of the input gradient's convolution: the output gradient padded by
-        r - 1 - pad on each side (the kernel flipped), giving back the input's size."""
-        return WinogradTiling(self.out_hw, tuple(self.kernel - 1 - p for p in self.pad),
-                              self.kernel)
-
     def values(self, c: int, k: int) -> dict[str, int]:
         """Values per image of each work array of a convolution from ``c`` to ``k`` channels
-        (the weight gradient's pass uses the same arrays)."""
+        (backward's passes use the same arrays: dV and its tiles are the size of V and its
+        tiles)."""
         blocks, tile = self.blocks[0] * self.blocks[1], TILE * TILE
         return {"padded": self.padded_hw[0] * self.padded_hw[1] * c, "tiles": tile * blocks * c,
                 "transformed": tile * blocks * c, "products": tile * blocks * k,
@@ -117,8 +110,6 @@ def tile_values(attrs: dict, in_shape, out_shape, backward: bool, input_grad: bo
         tiling = WinogradTiling((in_shape.h, in_shape.w), attrs.get("pad", (0, 0, 0, 0)),
                                 attrs["kernel"][0])
         passes = [tiling.values(c, k)]
-        if backward and input_grad:
-            passes.append(tiling.transposed().values(k, c))
     else:
         (kh, kw), pad = attrs["kernel"], attrs.get("pad", (0, 0, 0, 0))
         passes = [_im2col_values(out_shape.h * out_shape.w, kh * kw * c,

@@ -36,7 +36,8 @@ class Conv(Layer):
     and one product); other convolutions multiply the output gradient into row gradients and
     add them back kernel offset by kernel offset (col2im).  Where the calculator picks
     Winograd (``cnnkit.calculator.convolution.algorithm``), forward, input gradient and
-    weight gradient each run through ``winograd`` instead, tile by tile as well.
+    weight gradient each run through ``winograd`` instead, tile by tile as well; both
+    gradients start from the same transform of the output gradient.
     """
 
     def __init__(self, node, in_shapes, xp, dtype, seed=0):
@@ -150,20 +151,21 @@ class Conv(Layer):
         dx = xp.empty(x.shape, xp.result_type(dy, self.params["W"])) if self.input_grad else None
         chunks = self._chunks(len(x), backward=True)
         tile_pass = self._winograd_tile if self.tiling else self._im2col_tile
+        # the kernels the input gradient is made with, once for all tiles
         if dx is None:
-            flipped = None
-        elif self.tiling:  # transformed once for all tiles
-            flipped = winograd.weights(self._flipped(), xp)
-        elif self.transposed:  # (kh*kw*O, C)
-            flipped = self._flipped().reshape(-1, self.params["W"].shape[2])
+            kernels = None
+        elif self.tiling:  # the forward's transformed ones
+            kernels = winograd.weights(self.params["W"], xp)
+        elif self.transposed:  # flipped, (kh*kw*O, C)
+            kernels = self._flipped().reshape(-1, self.params["W"].shape[2])
         else:
-            flipped = None  # col2im instead
+            kernels = None  # col2im instead
 
         def work(tiles: list[slice], worker: int):
             buffer, d_w, d_b = self._buffers(worker), None, None
             for tile in tiles:
                 dy_t = self._output_gradient(dy, tile, buffer)
-                part = tile_pass(x[tile], dy_t, None if dx is None else dx[tile], buffer, flipped)
+                part = tile_pass(x[tile], dy_t, None if dx is None else dx[tile], buffer, kernels)
                 d_w = part if d_w is None else xp.add(d_w, part, out=d_w)
                 if "b" in self.grads:
                     part = dy_t.reshape(-1, dy.shape[-1]).sum(axis=0)
@@ -198,7 +200,7 @@ class Conv(Layer):
     def _im2col_tile(self, x, dy, dx, buffer, flipped):
         """One tile's backward by im2col, from its images ``x`` and output gradient ``dy``:
         returns its weight gradient (G, O/G, K/G) and writes its input gradient into ``dx``
-        (when wanted)."""
+        (when wanted: by the ``flipped`` kernels, or col2im where those are None)."""
         xp, groups, every = self.xp, self.groups, slice(None)
         rows = self._rows(x, every, buffer)
         dy_g = dy.reshape(-1, groups, dy.shape[-1] // groups).transpose(1, 0, 2)
@@ -217,16 +219,16 @@ class Conv(Layer):
             self._col2im(d_rows, dx)  # d_rows reuses the rows' buffer
         return d_w
 
-    def _winograd_tile(self, x, dy, dx, buffer, flipped):
+    def _winograd_tile(self, x, dy, dx, buffer, u):
         """One tile's backward by Winograd: returns its gradient of the transformed kernels
-        (36, C, O), dU = V^T dM position by position, and writes its input gradient (the
-        convolution of dy with the ``flipped`` kernels) into ``dx`` (when wanted)."""
+        (36, C, O), dU = V^T dM position by position, and writes its input gradient into
+        ``dx`` (when wanted) from the same dM and the transformed kernels ``u``."""
         xp = self.xp
         v = winograd.transform_input(x, self.tiling, buffer, xp)
         d_m = winograd.output_gradient(dy, self.tiling, buffer, xp)
         d_u = xp.matmul(v.transpose(0, 2, 1), d_m)
         if dx is not None:
-            winograd.convolve(dy, flipped, self.tiling.transposed(), dx, buffer, xp)
+            winograd.input_gradient(d_m, u, self.tiling, dx, buffer, xp)
         return d_u
 
     def _col2im(self, d_rows, dx):
