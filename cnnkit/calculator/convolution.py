@@ -10,13 +10,13 @@ where im2col does one.  Measured with NumPy on this project's 2-core machine
 (benchmarks/RESULTS.md, "Winograd F(4x4, 3x3) against im2col" and "F(2x2, 5x5)";
 ``python -m benchmarks.conv_algorithms``), that pays for 32 to 256 channels on both sides,
 on maps of at least 8x8: 3x3 layers 12-44% faster, forward and backward together (most for
-64-256 channels; 32 in and out is about even at batch 128), 5x5 ones 14-28% (32 to 64
-channels on 14x14 maps, M1's second layer, about even).  With fewer channels (first layers,
-16) the transforms cost more than the products save; with 512 the 36 matrices of
-transformed kernels (36*C*K values, 38 MB at 512x512) are read once per tile, and the layer
-ran 16% slower on 14x14 maps and only 6% faster on 28x28 ones (22-99% slower in earlier
-runs; 5x5: 14% slower); on 7x7 maps a quarter of the computed outputs are dropped (14%
-slower; 5x5: 4%).  ``algorithm`` encodes that band, the same for both kernel sizes; a
+64-256 channels; 32 in and out is about even at batch 128), 5x5 ones 2-28% (most for
+128-256 channels; M1's second layer, 32 to 64 channels on 14x14 maps, 14%).  With fewer
+channels (first layers, 16) the transforms cost more than the products save; with 512 the
+36 matrices of transformed kernels (36*C*K values, 38 MB at 512x512) are read once per
+tile, and the layer ran 16% slower on 14x14 maps and only 6% faster on 28x28 ones (22-99%
+slower in earlier runs; 5x5: 2-14% slower); on 7x7 maps a quarter of the computed outputs
+are dropped (14% slower; 5x5: 4-7%).  ``algorithm`` encodes that band, the same for both kernel sizes; a
 layer uses one algorithm in forward and backward.
 
 ``CNNKIT_CONV_ALGORITHM=im2col`` (or ``winograd``, wherever it applies) overrides the
