@@ -16,8 +16,8 @@ channels (first layers, 16) the transforms cost more than the products save; wit
 36 matrices of transformed kernels (36*C*K values, 38 MB at 512x512) are read once per
 tile, and the layer ran 16% slower on 14x14 maps and only 6% faster on 28x28 ones (22-99%
 slower in earlier runs; 5x5: 2-14% slower); on 7x7 maps a quarter of the computed outputs
-are dropped (14% slower; 5x5: 4-7%).  ``algorithm`` encodes that band, the same for both kernel sizes; a
-layer uses one algorithm in forward and backward.
+are dropped (14% slower; 5x5: 4-7%).  ``algorithm`` encodes that band, the same for both
+kernel sizes; a layer uses one algorithm in forward and backward.
 
 ``CNNKIT_CONV_ALGORITHM=im2col`` (or ``winograd``, wherever it applies) overrides the
 prediction, for comparisons; the default is ``auto``.
