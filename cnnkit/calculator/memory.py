@@ -12,13 +12,13 @@ works out what cnnkit's executor (``cnnkit.engine``) holds at the peak of a trai
 which is what the trainer measures, so that ``estimate(**executor_terms(...), ...)`` predicts
 it:
 
-    activations   batch * (the arrays layers keep for backward: inputs of CONV/FC/LRN and
-                  of tiling max pools, outputs of RELU/TANH/SIGMOID/SOFTMAX/max pools, BN's
-                  normalized input, dropout and leaky-ReLU masks, the input batch and the
-                  logits; a RELU after CONV/FC/BN/RES/CAT overwrites its input in place)
+    activations   batch * (the arrays layers keep for backward: inputs of CONV/FC/LRN/BN
+                  and of tiling max pools, outputs of RELU/TANH/SIGMOID/SOFTMAX/max pools,
+                  dropout and leaky-ReLU masks, the input batch and the logits; a RELU
+                  after CONV/FC/BN/RES/CAT overwrites its input in place)
     gradients     batch * (the most gradient values alive at one time during backward:
                   the gradient a layer reads, the ones it writes, those waiting at branch
-                  points, and BN's temporary)
+                  points)
     workspace     the convolutions' tiles: per CPU core and work array (im2col rows, padded
                   input, Winograd's transforms; ``convolution.tile_values``), the largest
                   tile (up to TILE_BYTES in its largest array, at least one image; sized
@@ -48,7 +48,7 @@ OPTIMIZER_SLOTS = {"sgd": 0, "momentum": 1, "adam": 2}
 TILE_BYTES = 4 * 2**20
 GPU_TILE_BYTES = 256 * 2**20
 # node kinds whose output a following RELU overwrites in place: fresh arrays their own layer
-# does not keep (CONV and FC keep their input, BN its normalized input, RES and CAT nothing)
+# does not keep (CONV, FC and BN keep their input, RES and CAT nothing)
 OVERWRITABLE = frozenset({"conv", "fc", "bn", "add", "concat"})
 # layers that skip the gradient w.r.t. the input batch when training does not want it
 NO_INPUT_GRAD = frozenset({"conv", "fc"})
@@ -167,7 +167,7 @@ def _kept_values(network, run) -> int:
         elif kind == "relu" and readers[first] == 1 and first != output and (
                 nodes[first].kind in OVERWRITABLE):
             array[k] = array[first]  # in place
-        if kind in ("conv", "fc", "lrn"):
+        if kind in ("conv", "fc", "lrn", "bn"):
             held.add(array[first])
         if kind in ("relu", "tanh", "sigmoid", "softmax"):
             held.add(array[k])
@@ -179,8 +179,8 @@ def _kept_values(network, run) -> int:
                     else 0
             if node.attrs["mode"] == "max":
                 held.add(array[k])
-        if kind in ("bn", "lrelu") or (kind == "dropout" and node.attrs.get("p", 0) > 0):
-            extra += size  # normalized input, slope or mask
+        if kind == "lrelu" or (kind == "dropout" and node.attrs.get("p", 0) > 0):
+            extra += size  # slope or mask
         if kind == "lrn":
             extra += 2 * size  # the denominator and the scale
         if kind == "gmp":
@@ -218,7 +218,7 @@ def _gradient_peak(network, run) -> int:
         else:
             produced = [new(nodes[i].out.size) for i in node.inputs
                         if i != 0 or kind not in NO_INPUT_GRAD]
-        peak = max(peak, live + (node.out.size if kind == "bn" else 0))  # BN's temporary
+        peak = max(peak, live)
         done = {dy, *produced}  # freed at the end unless still pending
         for i, dx in zip(node.inputs, produced):  # (a conv or FC has one input)
             if i in pending:  # summed into a new array while both are alive

@@ -6,6 +6,9 @@ neuron axis for a flat one, so one code path serves both kinds of input.
 
 from __future__ import annotations
 
+import numpy
+
+from .. import parallel
 from .base import Layer
 
 
@@ -15,7 +18,17 @@ class BatchNorm(Layer):
     Training normalizes with the batch statistics and moves the running ones:
     running = (1 - momentum) * running + momentum * batch, with the unbiased batch variance.
     Evaluation normalizes with the running statistics.
+
+    The layer keeps its input, not the normalized values: backward rebuilds those block by
+    block.  Each pass reads the batch once, in threads (``parallel.map_chunks``) and in
+    blocks of ``BLOCK_VALUES`` (so the temporaries stay in cache): forward sums for the
+    mean, then the squared deviations (the two-pass variance, exact where E[x^2] - E[x]^2
+    would cancel), then writes x * a + b with a = gamma / std and b = beta - mean * a;
+    backward sums dy and dy * x_hat together, then writes dx.  Partial sums are added in
+    chunk order: the result depends only on the batch size and the number of threads.
     """
+
+    BLOCK_VALUES = 2**16
 
     def __init__(self, node, in_shapes, xp, dtype, seed=0):
         super().__init__(node, in_shapes, xp, dtype, seed)
@@ -27,42 +40,96 @@ class BatchNorm(Layer):
         self.state["running_mean"] = xp.zeros((c,), dtype=self.dtype)
         self.state["running_var"] = xp.ones((c,), dtype=self.dtype)
 
+    def _blocks(self, chunk: slice):
+        """The rows of ``chunk`` in blocks of about ``BLOCK_VALUES`` values (on a GPU, one)."""
+        step = chunk.stop - chunk.start
+        if self.xp is numpy:
+            step = max(1, self.BLOCK_VALUES // self.params["gamma"].size)
+        for start in range(chunk.start, chunk.stop, step):
+            yield slice(start, min(start + step, chunk.stop))
+
+    def _each_block(self, fn, n: int) -> list:
+        """``fn(block)`` over the blocks of ``n`` rows, in threads, summed per thread's chunk;
+        the chunks' sums in order (a list; ``fn`` returns an array, or None for none)."""
+        def work(chunk: slice, worker: int):
+            total = None
+            for block in self._blocks(chunk):
+                part = fn(block)
+                total = part if total is None else total + part
+            return total
+        return parallel.map_chunks(work, n, self.xp, size=n * self.params["gamma"].size)
+
+    def _total(self, fn, n: int):
+        parts = self._each_block(fn, n)
+        total = parts[0]
+        for part in parts[1:]:
+            total = total + part
+        return total
+
     def forward(self, xs, train):
-        x = xs[0]
+        x, xp = xs[0], self.xp
         rows = x.reshape(-1, x.shape[-1])
+        n = len(rows)
         if train:
-            if len(rows) == 1:
+            if n == 1:
                 raise ValueError(
                     f"{self.node.name}: batch normalization in training needs more than one "
                     "value per channel; a batch of one image of a flat or 1x1 input has "
                     "one (its variance would be 0, as PyTorch also refuses)")
-            mean = rows.mean(axis=0)
-            centred = rows - mean
-            var = (centred * centred).mean(axis=0)
-            n, m = rows.shape[0], self.momentum
+            mean = self._total(lambda b: rows[b].sum(axis=0), n) / n
+
+            def squares(b):
+                d = rows[b] - mean
+                return xp.multiply(d, d, out=d).sum(axis=0)
+            var = self._total(squares, n) / n
+            m = self.momentum
             self.state["running_mean"] *= 1 - m
             self.state["running_mean"] += m * mean
             self.state["running_var"] *= 1 - m
             self.state["running_var"] += (m * n / (n - 1)) * var
         else:
-            centred = rows - self.state["running_mean"]
-            var = self.state["running_var"]
-        self._batch_stats = train
-        self._inv_std = 1 / self.xp.sqrt(var + self.eps)
-        self._x_hat = centred * self._inv_std
-        return (self._x_hat * self.params["gamma"] + self.params["beta"]).reshape(x.shape)
+            mean, var = self.state["running_mean"], self.state["running_var"]
+        self._batch_stats, self._rows, self._mean = train, rows, mean
+        self._inv_std = 1 / xp.sqrt(var + self.eps)
+        scale = self.params["gamma"] * self._inv_std
+        shift = self.params["beta"] - mean * scale
+        y = xp.empty(rows.shape, xp.result_type(rows, scale))
+
+        def write(b):
+            xp.multiply(rows[b], scale, out=y[b])
+            y[b] += shift
+        self._each_block(write, n)
+        return y.reshape(x.shape)
+
+    def _x_hat(self, b):
+        """The normalized input of the rows ``b``, rebuilt (a new block-sized array)."""
+        x_hat = self._rows[b] - self._mean
+        x_hat *= self._inv_std
+        return x_hat
 
     def backward(self, dy):
-        rows = dy.reshape(self._x_hat.shape)
-        d_beta = rows.sum(axis=0)
-        d_gamma = (rows * self._x_hat).sum(axis=0)
+        xp = self.xp
+        rows = dy.reshape(self._rows.shape)
+        n = len(rows)
+        sums = self._total(lambda b: xp.stack([rows[b].sum(axis=0),
+                                               (rows[b] * self._x_hat(b)).sum(axis=0)]), n)
+        d_beta, d_gamma = sums[0], sums[1]
         self.grads["beta"][...] = d_beta
         self.grads["gamma"][...] = d_gamma
         scale = self.params["gamma"] * self._inv_std
-        if not self._batch_stats:  # the statistics were constants
-            return [(rows * scale).reshape(dy.shape)]
-        n = rows.shape[0]
-        dx = (rows - (d_beta + self._x_hat * d_gamma) * (1 / n)) * scale
+        dx = xp.empty(rows.shape, xp.result_type(rows, scale))
+        if self._batch_stats:  # the mean and variance depend on x too
+            per_x_hat, shift = d_gamma * scale / n, d_beta * scale / n
+        else:  # they were constants
+            per_x_hat = shift = None
+
+        def write(b):
+            xp.multiply(rows[b], scale, out=dx[b])
+            if per_x_hat is not None:
+                x_hat = self._x_hat(b)
+                dx[b] -= xp.multiply(x_hat, per_x_hat, out=x_hat)
+                dx[b] -= shift
+        self._each_block(write, n)
         return [dx.reshape(dy.shape)]
 
 
