@@ -99,13 +99,15 @@ def test_training_memory_formula():
 
     # what the engine holds: the input, the conv output (the RELU overwrites it; the FC keeps
     # it) and the logits; at most the logits' gradient and the FC's input gradient at once
-    # (3 + 32: the RELU passes its gradient on, the conv applies its mask); im2col tiles of
+    # (3 + 32: the RELU passes its gradient on, the conv applies its mask), or that 32 and,
+    # while the conv's backward runs, the weight gradients of its two chunks of one tile
+    # each (2 x 18 values, 36 over the batch of 10: 4 per image); im2col tiles of
     # 5 images (10 over 2 threads) per thread: rows 5*16*9, padded input 5*6*6*1 and, in
     # backward, the masked output gradient 5*16*2 values (a layer reading the input batch
     # computes no input gradient in training)
     terms = executor_terms(cnnkit.parse("INPUT 4x4x1 -> CONV3-2 -> RELU -> FC-3"), batch=10,
                            dtype="float64", workers=2)
-    assert terms == {"activations": 16 + 32 + 3, "gradients": 3 + 32,
+    assert terms == {"activations": 16 + 32 + 3, "gradients": 32 + 4,
                      "workspace": 2 * (5 * 16 * 9 + 5 * 6 * 6 * 1 + 5 * 16 * 2) * 8}
     # behind another layer, the tiles are sized for backward too, whose input gradient is an
     # im2col of the padded 6x6x2 output gradient: rows 5*16*(9*2), padded 5*6*6*2
@@ -114,8 +116,8 @@ def test_training_memory_formula():
     assert deeper["workspace"] == 2 * (5 * 16 * 18 + 5 * 6 * 6 * 2) * 8
     ours = estimate(input_size=16, params=params, state=0, batch=10, dtype="float64",
                     optimizer="adam", **terms)
-    assert ours.gradient_bytes == 10 * 35 * 8 and ours.workspace_bytes == terms["workspace"]
-    assert ours.total_bytes == (10 * (51 + 35) + params * 4) * 8 + terms["workspace"]
+    assert ours.gradient_bytes == 10 * 36 * 8 and ours.workspace_bytes == terms["workspace"]
+    assert ours.total_bytes == (10 * (51 + 36) + params * 4) * 8 + terms["workspace"]
 
 
 def test_largest_batch_fits_and_one_more_does_not():

@@ -199,3 +199,29 @@ def test_the_memory_model_knows_winograds_work_arrays(monkeypatch):
         network = cnnkit.parse(spec)
         assert workspace_after_training_steps(network, 8) == executor_terms(
             network, 8, "float32", workers=1)["workspace"], spec
+
+
+@pytest.mark.parametrize("batch", [3, 16])
+def test_the_memory_model_knows_winograds_kernel_sized_arrays(batch, monkeypatch):
+    """Beside its input gradient and the workspace, a Winograd layer's backward allocates
+    the transformed kernels and its chunks' weight gradients (36 values per kernel pair
+    while summed): the memory model's ``_kernel_arrays``, which bounds them from above by
+    less than one kernel transform."""
+    from cnnkit.calculator.memory import _kernel_arrays
+    from cnnkit.training.resources import peak_memory
+
+    monkeypatch.delenv("CNNKIT_CONV_ALGORITHM", raising=False)
+    network = cnnkit.parse("INPUT 8x8x64 -> RELU -> CONV3-64")
+    node = network.nodes[2]
+    layer = Conv(node, [network.nodes[1].out], np, "float32")
+    assert layer.algorithm == "winograd"
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, 8, 8, 64)).astype(np.float32)
+    dy = rng.standard_normal((batch, 8, 8, 64)).astype(np.float32)
+    layer.forward([x], True)
+    layer.backward(dy)  # the workspace has grown
+    with peak_memory(np) as measured:
+        dx = layer.backward(dy)[0]
+    modelled = 4 * _kernel_arrays(network, node, batch, 4, parallel.workers(np), "cpu")
+    transform = 4 * 36 * 64 * 64
+    assert modelled - transform <= measured["peak_bytes"] - dx.nbytes <= modelled

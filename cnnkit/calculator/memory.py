@@ -18,7 +18,7 @@ it:
                   after CONV/FC/BN/RES/CAT overwrites its input in place)
     gradients     batch * (the most gradient values alive at one time during backward:
                   the gradient a layer reads, the ones it writes, those waiting at branch
-                  points)
+                  points, and a conv's kernel-sized arrays while its backward runs)
     workspace     the convolutions' tiles: per CPU core and work array (im2col rows, padded
                   input, Winograd's transforms; ``convolution.tile_values``), the largest
                   tile (up to TILE_BYTES in its largest array, at least one image; sized
@@ -47,6 +47,7 @@ OPTIMIZER_SLOTS = {"sgd": 0, "momentum": 1, "adam": 2}
 # one image), GPU_TILE_BYTES on a GPU, where the batch is not split over threads.
 TILE_BYTES = 4 * 2**20
 GPU_TILE_BYTES = 256 * 2**20
+CHUNKS_PER_WORKER = 2
 # node kinds whose output a following RELU overwrites in place: fresh arrays their own layer
 # does not keep (CONV, FC and BN keep their input, RES and CAT nothing)
 OVERWRITABLE = frozenset({"conv", "fc", "bn", "add", "concat"})
@@ -131,7 +132,8 @@ def executor_terms(network, batch: int, dtype: str = "float32", device: str = "c
     elif workers is None:
         workers = cpu_workers()
     return {"activations": _kept_values(network, run),
-            "gradients": _gradient_peak(network, run),
+            "gradients": _gradient_peak(network, run, batch, DTYPE_BYTES[dtype],
+                                        min(workers, batch), device),
             "workspace": _workspace(network, batch, DTYPE_BYTES[dtype],
                                     min(workers, batch), device)}
 
@@ -188,10 +190,11 @@ def _kept_values(network, run) -> int:
     return sum(nodes[i].out.size for i in held) + extra
 
 
-def _gradient_peak(network, run) -> int:
+def _gradient_peak(network, run, batch: int, itemsize: int, workers: int, device: str) -> int:
     """Most gradient values per image alive at one time in the executor's backward pass,
     as the trainer runs it: no gradient w.r.t. the input batch from the CONV and FC layers
-    reading it (``NO_INPUT_GRAD``; other layers compute one all the same)."""
+    reading it (``NO_INPUT_GRAD``; other layers compute one all the same), and a conv's
+    kernel-sized arrays while its backward runs (``_kernel_arrays``, spread over the batch)."""
     nodes = network.nodes
     sizes: dict[int, int] = {}  # live gradient arrays: id -> values
     ids = itertools.count()
@@ -218,7 +221,9 @@ def _gradient_peak(network, run) -> int:
         else:
             produced = [new(nodes[i].out.size) for i in node.inputs
                         if i != 0 or kind not in NO_INPUT_GRAD]
-        peak = max(peak, live)
+        kernels = (_kernel_arrays(network, node, batch, itemsize, workers, device)
+                   if kind == "conv" else 0)
+        peak = max(peak, live - (-kernels // batch))  # spread over the batch, rounded up
         done = {dy, *produced}  # freed at the end unless still pending
         for i, dx in zip(node.inputs, produced):  # (a conv or FC has one input)
             if i in pending:  # summed into a new array while both are alive
@@ -233,24 +238,51 @@ def _gradient_peak(network, run) -> int:
     return peak
 
 
+def _kernel_arrays(network, node, batch: int, itemsize: int, workers: int, device: str) -> int:
+    """Values of a conv's backward the size of its kernels: those it computes the input
+    gradient with (unless it reads the input batch), each chunk's weight gradient (kept
+    until they are added in order), per thread the one a tile adds to it when a chunk has
+    several, and for Winograd the sums being made, 36 values per kernel pair instead of the
+    r*r each chunk returns."""
+    in_shape = network.nodes[node.inputs[0]].out
+    kh, kw = node.attrs["kernel"]
+    pairs = in_shape.c // node.attrs.get("groups", 1) * node.out.c
+    method = convolution.algorithm(node.attrs, in_shape.c, (node.out.h, node.out.w))
+    summed = convolution.TILE**2 if method == "winograd" else kh * kw  # per kernel pair
+    tile, _ = _tile(network, node, batch, itemsize, workers, device, backward=True)
+    tiles = -(-batch // tile)
+    chunks = min(tiles, 1 if workers == 1 else CHUNKS_PER_WORKER * workers)
+    busy = min(workers, chunks)
+    adding = busy if tiles > chunks else 0
+    values = (node.inputs[0] != 0) * summed + chunks * kh * kw + adding * summed
+    if summed != kh * kw:
+        values += busy * summed
+    return values * pairs
+
+
+def _tile(network, node, batch: int, itemsize: int, workers: int, device: str,
+          backward: bool) -> tuple[int, dict[str, int]]:
+    """Images per tile of a conv's forward or backward pass, and its work arrays' values per
+    image (``convolution.tile_values``), as ``parallel.tiled_chunks`` cuts the batch."""
+    shapes = network.nodes[node.inputs[0]].out, node.out
+    # a layer reading the input batch computes no input gradient
+    values = convolution.tile_values(node.attrs, *shapes, backward,
+                                     input_grad=node.inputs[0] != 0,
+                                     masked=node.index in masked_convolutions(network))
+    budget = TILE_BYTES if device == "cpu" else GPU_TILE_BYTES
+    return min(-(-batch // workers), max(1, budget // (max(values.values()) * itemsize))), values
+
+
 def _workspace(network, batch: int, itemsize: int, workers: int, device: str) -> int:
     """Bytes of the convolutions' work arrays (im2col rows, padded input, Winograd's
     transforms): per thread and per array, the largest among the layers with enough tiles
     to reach that thread, forward and backward (``convolution.tile_values``)."""
-    nodes = network.nodes
-    budget = TILE_BYTES if device == "cpu" else GPU_TILE_BYTES
     per_thread: list[dict[str, int]] = [{} for _ in range(workers)]
-    masked = masked_convolutions(network)
-    for node in nodes:
+    for node in network.nodes:
         if node.kind != "conv":
             continue
-        shapes = nodes[node.inputs[0]].out, node.out
-        # a layer reading the input batch computes no input gradient
         for backward in (False, True):
-            values = convolution.tile_values(node.attrs, *shapes, backward,
-                                             input_grad=node.inputs[0] != 0,
-                                             masked=node.index in masked)
-            tile = min(-(-batch // workers), max(1, budget // (max(values.values()) * itemsize)))
+            tile, values = _tile(network, node, batch, itemsize, workers, device, backward)
             for k in range(min(workers, -(-batch // tile))):
                 held = per_thread[k]
                 for key, v in values.items():

@@ -38,8 +38,10 @@ from ..calculator import memory
 # largest im2col tile (at least one image) on the CPU and on a GPU; the memory estimate
 # (cnnkit.calculator.memory) counts on these values
 TILE_BYTES, GPU_TILE_BYTES = memory.TILE_BYTES, memory.GPU_TILE_BYTES
+# convolutions: chunks of tiles per thread, shared out as threads come free (the memory
+# estimate counts the chunks' partial weight gradients)
+CHUNKS_PER_WORKER = memory.CHUNKS_PER_WORKER
 MIN_SPLIT = 2**16  # element-wise jobs on fewer values run in one piece (threads cost ~50 us)
-CHUNKS_PER_WORKER = 2  # convolutions: chunks of tiles per thread, shared out as threads come free
 WORKERS = memory.cpu_workers()
 # OpenBLAS's thread-count setter that works from any thread, as various builds export it
 LOCAL_SETTERS = ("openblas_set_num_threads_local", "scipy_openblas_set_num_threads_local64_",

@@ -170,6 +170,8 @@ class Conv(Layer):
                 if "b" in self.grads:
                     part = dy_t.reshape(-1, dy.shape[-1]).sum(axis=0)
                     d_b = part if d_b is None else xp.add(d_b, part, out=d_b)
+            if self.tiling:  # back from 36 values per kernel pair to r*r before the chunks
+                d_w = winograd.weight_gradient(d_w, self.tiling.kernel, xp)  # wait for the rest
             return d_w, d_b
 
         partials = parallel.run(work, chunks, xp)
@@ -179,7 +181,7 @@ class Conv(Layer):
             if d_b is not None:
                 d_b += more_b
         if self.tiling:
-            self.grads["W"][...] = winograd.weight_gradient(d_w, self.tiling.kernel, xp)
+            self.grads["W"][...] = d_w
         else:
             out = self.params["W"].shape[-1]
             self.grads["W"].reshape(-1, self.groups, out // self.groups)[...] = \

@@ -74,7 +74,8 @@ def transforms(r: int) -> dict[str, numpy.ndarray]:
     a_t = [[p**i for p in finite] + [int(i == m - 1)] for i in range(m)]
     b_t, g, a_t = (numpy.array(rows, dtype=float) for rows in (b_t, g, a_t))
     return {"B_T": b_t, "G": g, "A_T": a_t, "input": numpy.kron(b_t, b_t),
-            "output": numpy.kron(a_t, a_t), "output_gradient": numpy.kron(a_t, a_t).T.copy()}
+            "output": numpy.kron(a_t, a_t), "output_gradient": numpy.kron(a_t, a_t).T.copy(),
+            "kernel": numpy.kron(g, g), "kernel_gradient": numpy.kron(g, g).T.copy()}
 
 
 @cache
@@ -84,24 +85,18 @@ def _matrix(r: int, name: str, xp, dtype: str):
 
 
 def weights(w, xp):
-    """U = G g G^T of every kernel of ``w`` (r, r, C, K): (36, C, K), one matrix per position."""
-    g = xp.asarray(transforms(w.shape[0])["G"], dtype=w.dtype)
-    return _both_sides(g, w, xp).reshape((TILE * TILE,) + w.shape[2:])
+    """U = G g G^T of every kernel of ``w`` (r, r, C, K): (36, C, K), one matrix per position
+    (one product with kron(G, G), 36 x r*r, which allocates nothing but U)."""
+    r = w.shape[0]
+    u = xp.matmul(_matrix(r, "kernel", xp, w.dtype.str), w.reshape(r * r, -1))
+    return u.reshape((TILE * TILE,) + w.shape[2:])
 
 
 def weight_gradient(d_u, r: int, xp):
     """The gradient of the r x r kernels (r, r, C, K) from that of their transforms (36, C, K)
     (the adjoint of ``weights``)."""
-    g_t = xp.asarray(transforms(r)["G"].T, dtype=d_u.dtype)
-    return _both_sides(g_t, d_u.reshape((TILE, TILE) + d_u.shape[1:]), xp)
-
-
-def _both_sides(m, a, xp):
-    """m a m^T for each (C, K) pair of ``a`` (p, p, C, K), as two matrix products (einsum
-    would loop over all C*K pairs in Python's C loop instead of BLAS)."""
-    rows = xp.tensordot(m, a, axes=(1, 0))  # (q, p, C, K)
-    both = xp.tensordot(m, rows, axes=(1, 1))  # (q, q, C, K), the column index first
-    return xp.ascontiguousarray(both.transpose(1, 0, 2, 3))
+    d_w = xp.matmul(_matrix(r, "kernel_gradient", xp, d_u.dtype.str), d_u.reshape(TILE * TILE, -1))
+    return d_w.reshape((r, r) + d_u.shape[1:])
 
 
 def transform_input(x, tiling: WinogradTiling, buffer, xp):
