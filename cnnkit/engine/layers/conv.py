@@ -170,8 +170,8 @@ class Conv(Layer):
                 if "b" in self.grads:
                     part = dy_t.reshape(-1, dy.shape[-1]).sum(axis=0)
                     d_b = part if d_b is None else xp.add(d_b, part, out=d_b)
-            if self.tiling:  # back from 36 values per kernel pair to r*r before the chunks
-                d_w = winograd.weight_gradient(d_w, self.tiling.kernel, xp)  # wait for the rest
+            if self.tiling:  # r*r values per kernel pair, not 36, wait for the other chunks
+                d_w = winograd.weight_gradient(d_w, self.tiling.kernel, xp)
             return d_w, d_b
 
         partials = parallel.run(work, chunks, xp)
