@@ -110,3 +110,30 @@ def test_batch_norm_holds_its_input_and_allocates_little_beside_its_output():
              for text in ("INPUT 6x6x2 -> CONV3-4 -> RELU -> FC-3",
                           "INPUT 6x6x2 -> CONV3-4 -> RELU -> BN -> FC-3")]
     assert terms[1] - terms[0] == 6 * 6 * 4  # values: only BN's output, which the FC holds
+
+
+def test_a_relu_after_batch_norm_leaves_its_mask_to_it():
+    """BN -> RELU (ResNet's pattern): BN's backward applies the ReLU's mask block by block and
+    the ReLU passes dy on, with the gradients of the plain path; the memory model knows."""
+    from cnnkit.calculator.memory import masked_layers
+    from cnnkit.engine import Model
+    from cnnkit.engine.layers import ReLU
+
+    network = cnnkit.parse("INPUT 5x5x3 -> CONV3-4(bias=false) -> BN -> RELU -> FC-2")
+    assert masked_layers(network) == {2: 3}
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((6, 5, 5, 3))
+    results = []
+    for fused in (True, False):
+        model = Model(network, dtype="float64", seed=1)
+        bn, relu = model.layers[2], model.layers[3]
+        assert isinstance(relu, ReLU) and bn.output_mask is relu and relu.mask_deferred
+        if not fused:
+            bn.output_mask, relu.mask_deferred = None, False
+        logits = model.forward(x, train=True)
+        dx = model.backward(np.ones_like(logits), input_grad=True)
+        results.append((dx, {name: grad.copy() for name, _, grad in model.parameters()}))
+    (fused_dx, fused_grads), (plain_dx, plain_grads) = results
+    assert np.allclose(fused_dx, plain_dx, rtol=1e-12, atol=1e-14)
+    for name, grad in plain_grads.items():
+        assert np.allclose(fused_grads[name], grad, rtol=1e-12, atol=1e-14), name

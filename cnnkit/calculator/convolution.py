@@ -104,7 +104,7 @@ def tile_values(attrs: dict, in_shape, out_shape, backward: bool, input_grad: bo
     """Values per image of every work array of a forward or backward tile (the largest over
     what the pass does; a pass without an input gradient sizes none for it), for the
     ``method`` given (default: ``algorithm``'s); ``masked``: the backward applies a ReLU's
-    mask to its tile of the output gradient (``memory.masked_convolutions``)."""
+    mask to its tile of the output gradient (``memory.masked_layers``)."""
     c, k = in_shape.c, out_shape.c
     if (method or algorithm(attrs, c, (out_shape.h, out_shape.w))) == "winograd":
         tiling = WinogradTiling((in_shape.h, in_shape.w), attrs.get("pad", (0, 0, 0, 0)),

@@ -51,6 +51,8 @@ CHUNKS_PER_WORKER = 2
 # node kinds whose output a following RELU overwrites in place: fresh arrays their own layer
 # does not keep (CONV, FC and BN keep their input, RES and CAT nothing)
 OVERWRITABLE = frozenset({"conv", "fc", "bn", "add", "concat"})
+# layers that apply the mask of a RELU reading them alone to their own output gradient
+MASKING = frozenset({"conv", "bn"})
 # layers that skip the gradient w.r.t. the input batch when training does not want it
 NO_INPUT_GRAD = frozenset({"conv", "fc"})
 
@@ -109,17 +111,18 @@ def estimate(*, activations: int, input_size: int, params: int, state: int, batc
     )
 
 
-def masked_convolutions(network) -> dict[int, int]:
-    """``{conv index: relu index}`` for every CONV read by one RELU alone: the engine applies
-    that ReLU's mask to the conv's output gradient tile by tile, inside the conv's backward,
-    and the ReLU passes its gradient on unchanged (one pass over the gradient fewer)."""
+def masked_layers(network) -> dict[int, int]:
+    """``{layer index: relu index}`` for every CONV or BN read by one RELU alone: the engine
+    applies that ReLU's mask to the layer's output gradient block by block, inside the
+    layer's backward, and the ReLU passes its gradient on unchanged (one pass over the
+    gradient fewer)."""
     nodes = network.nodes
     readers = [0] * len(nodes)
     for node in nodes:
         for i in node.inputs:
             readers[i] += 1
     return {node.inputs[0]: node.index for node in nodes if node.kind == "relu"
-            and nodes[node.inputs[0]].kind == "conv" and readers[node.inputs[0]] == 1}
+            and nodes[node.inputs[0]].kind in MASKING and readers[node.inputs[0]] == 1}
 
 
 def executor_terms(network, batch: int, dtype: str = "float32", device: str = "cpu",
@@ -207,7 +210,7 @@ def _gradient_peak(network, run, batch: int, itemsize: int, workers: int, device
         live += values
         return key
 
-    masked = set(masked_convolutions(network).values())  # RELUs passing dy on
+    masked = set(masked_layers(network).values())  # RELUs passing dy on
     pending: dict[int, int] = {run[-1].index: new(run[-1].out.size)}
     peak = 0
     for node in reversed(run[1:]):
@@ -268,7 +271,7 @@ def _tile(network, node, batch: int, itemsize: int, workers: int, device: str,
     # a layer reading the input batch computes no input gradient
     values = convolution.tile_values(node.attrs, *shapes, backward,
                                      input_grad=node.inputs[0] != 0,
-                                     masked=node.index in masked_convolutions(network))
+                                     masked=node.index in masked_layers(network))
     budget = TILE_BYTES if device == "cpu" else GPU_TILE_BYTES
     return min(-(-batch // workers), max(1, budget // (max(values.values()) * itemsize))), values
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy
 
 # the memory model and the engine agree on these
-from ..calculator.memory import OVERWRITABLE, masked_convolutions
+from ..calculator.memory import OVERWRITABLE, masked_layers
 from ..graph.network import Network
 from . import heap, parallel
 from .backend import to_numpy
@@ -43,8 +43,8 @@ class Model:
                           if node.kind == "relu" and self._overwritable(node.inputs[0])]
         for layer in self._in_place:
             layer.in_place = True
-        for conv, relu in masked_convolutions(network).items():
-            self.layers[conv].output_mask = self.layers[relu]
+        for masking, relu in masked_layers(network).items():
+            self.layers[masking].output_mask = self.layers[relu]
             self.layers[relu].mask_deferred = True
         self._input_readers = [layer for node, layer in zip(nodes, self.layers) if 0 in node.inputs]
         # forward lets go of an output after its last reader ran: only what layers keep for

@@ -18,8 +18,9 @@ def softmax(z):
 class ReLU(Layer):
     """max(x, 0), in place when the Model says nothing else reads x (``in_place``).
 
-    After a CONV that only it reads, the Model sets ``mask_deferred``: the conv applies this
-    layer's mask to its output gradient tile by tile, and ``backward`` passes dy on as it is.
+    After a CONV or BN that only it reads, the Model sets ``mask_deferred``: that layer
+    applies this one's mask to its output gradient block by block, and ``backward`` passes
+    dy on as it is.
     """
 
     in_place = False

@@ -20,15 +20,17 @@ class BatchNorm(Layer):
     Evaluation normalizes with the running statistics.
 
     The layer keeps its input, not the normalized values: backward rebuilds those block by
-    block.  Each pass reads the batch once, in threads (``parallel.map_chunks``) and in
-    blocks of ``BLOCK_VALUES`` (so the temporaries stay in cache): forward sums for the
-    mean, then the squared deviations (the two-pass variance, exact where E[x^2] - E[x]^2
-    would cancel), then writes x * a + b with a = gamma / std and b = beta - mean * a;
-    backward sums dy and dy * x_hat together, then writes dx.  Partial sums are added in
+    block (and applies the mask of a ReLU that only it feeds, as ``Conv`` does).  Each pass
+    reads the batch once, in threads (``parallel.map_chunks``) and in blocks of
+    ``BLOCK_VALUES`` (so the temporaries stay in cache): forward sums for the mean, then
+    the squared deviations (the two-pass variance, exact where E[x^2] - E[x]^2 would
+    cancel), then writes x * a + b with a = gamma / std and b = beta - mean * a; backward
+    sums dy and dy * x_hat together, then writes dx.  Partial sums are added in
     chunk order: the result depends only on the batch size and the number of threads.
     """
 
     BLOCK_VALUES = 2**16
+    output_mask = None  # the ReLU whose mask backward applies to dy (set by the Model)
 
     def __init__(self, node, in_shapes, xp, dtype, seed=0):
         super().__init__(node, in_shapes, xp, dtype, seed)
@@ -111,8 +113,15 @@ class BatchNorm(Layer):
         xp = self.xp
         rows = dy.reshape(self._rows.shape)
         n = len(rows)
-        sums = self._total(lambda b: xp.stack([rows[b].sum(axis=0),
-                                               (rows[b] * self._x_hat(b)).sum(axis=0)]), n)
+        relu = None if self.output_mask is None else self.output_mask._y.reshape(rows.shape)
+
+        def gradient(b):  # of the rows b, through the ReLU whose mask this layer applies
+            return rows[b] if relu is None else rows[b] * (relu[b] > 0)
+
+        def both_sums(b):
+            d = gradient(b)
+            return xp.stack([d.sum(axis=0), (d * self._x_hat(b)).sum(axis=0)])
+        sums = self._total(both_sums, n)
         d_beta, d_gamma = sums[0], sums[1]
         self.grads["beta"][...] = d_beta
         self.grads["gamma"][...] = d_gamma
@@ -124,7 +133,7 @@ class BatchNorm(Layer):
             per_x_hat = shift = None
 
         def write(b):
-            xp.multiply(rows[b], scale, out=dx[b])
+            xp.multiply(gradient(b), scale, out=dx[b])
             if per_x_hat is not None:
                 x_hat = self._x_hat(b)
                 dx[b] -= xp.multiply(x_hat, per_x_hat, out=x_hat)
