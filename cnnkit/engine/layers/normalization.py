@@ -114,19 +114,19 @@ class BatchNorm(Layer):
         rows = dy.reshape(self._rows.shape)
         n = len(rows)
         relu = None if self.output_mask is None else self.output_mask._y.reshape(rows.shape)
-
-        def gradient(b):  # of the rows b, through the ReLU whose mask this layer applies
-            return rows[b] if relu is None else rows[b] * (relu[b] > 0)
+        scale = self.params["gamma"] * self._inv_std
+        dx = xp.empty(rows.shape, xp.result_type(rows, scale))
+        # the gradient of the rows b, through the ReLU whose mask this layer applies: kept
+        # in dx between the two passes
+        gradient = (lambda b: rows[b]) if relu is None else (lambda b: dx[b])
 
         def both_sums(b):
-            d = gradient(b)
+            d = rows[b] if relu is None else xp.multiply(rows[b], relu[b] > 0, out=dx[b])
             return xp.stack([d.sum(axis=0), (d * self._x_hat(b)).sum(axis=0)])
         sums = self._total(both_sums, n)
         d_beta, d_gamma = sums[0], sums[1]
         self.grads["beta"][...] = d_beta
         self.grads["gamma"][...] = d_gamma
-        scale = self.params["gamma"] * self._inv_std
-        dx = xp.empty(rows.shape, xp.result_type(rows, scale))
         if self._batch_stats:  # the mean and variance depend on x too
             per_x_hat, shift = d_gamma * scale / n, d_beta * scale / n
         else:  # they were constants
