@@ -210,7 +210,8 @@ def _gradient_peak(network, run, batch: int, itemsize: int, workers: int, device
         live += values
         return key
 
-    masked = set(masked_layers(network).values())  # RELUs passing dy on
+    masking = masked_layers(network)
+    masked = set(masking.values())  # RELUs passing dy on
     pending: dict[int, int] = {run[-1].index: new(run[-1].out.size)}
     peak = 0
     for node in reversed(run[1:]):
@@ -224,7 +225,7 @@ def _gradient_peak(network, run, batch: int, itemsize: int, workers: int, device
         else:
             produced = [new(nodes[i].out.size) for i in node.inputs
                         if i != 0 or kind not in NO_INPUT_GRAD]
-        kernels = (_kernel_arrays(network, node, batch, itemsize, workers, device)
+        kernels = (_kernel_arrays(network, node, batch, itemsize, workers, device, masking)
                    if kind == "conv" else 0)
         peak = max(peak, live - (-kernels // batch))  # spread over the batch, rounded up
         done = {dy, *produced}  # freed at the end unless still pending
@@ -241,7 +242,8 @@ def _gradient_peak(network, run, batch: int, itemsize: int, workers: int, device
     return peak
 
 
-def _kernel_arrays(network, node, batch: int, itemsize: int, workers: int, device: str) -> int:
+def _kernel_arrays(network, node, batch: int, itemsize: int, workers: int, device: str,
+                   masked: dict[int, int] | None = None) -> int:
     """Values of a conv's backward the size of its kernels: those it computes the input
     gradient with (unless it reads the input batch), each chunk's weight gradient (kept
     until they are added in order), per thread the one a tile adds to it when a chunk has
@@ -252,7 +254,8 @@ def _kernel_arrays(network, node, batch: int, itemsize: int, workers: int, devic
     pairs = in_shape.c // node.attrs.get("groups", 1) * node.out.c
     method = convolution.algorithm(node.attrs, in_shape.c, (node.out.h, node.out.w))
     summed = convolution.TILE**2 if method == "winograd" else kh * kw  # per kernel pair
-    tile, _ = _tile(network, node, batch, itemsize, workers, device, backward=True)
+    masked = masked_layers(network) if masked is None else masked
+    tile, _ = _tile(network, node, batch, itemsize, workers, device, True, masked)
     tiles = -(-batch // tile)
     chunks = min(tiles, 1 if workers == 1 else CHUNKS_PER_WORKER * workers)
     busy = min(workers, chunks)
@@ -264,14 +267,15 @@ def _kernel_arrays(network, node, batch: int, itemsize: int, workers: int, devic
 
 
 def _tile(network, node, batch: int, itemsize: int, workers: int, device: str,
-          backward: bool) -> tuple[int, dict[str, int]]:
+          backward: bool, masked) -> tuple[int, dict[str, int]]:
     """Images per tile of a conv's forward or backward pass, and its work arrays' values per
-    image (``convolution.tile_values``), as ``parallel.tiled_chunks`` cuts the batch."""
+    image (``convolution.tile_values``), as ``parallel.tiled_chunks`` cuts the batch;
+    ``masked``: the layers applying a ReLU's mask (``masked_layers``)."""
     shapes = network.nodes[node.inputs[0]].out, node.out
     # a layer reading the input batch computes no input gradient
     values = convolution.tile_values(node.attrs, *shapes, backward,
                                      input_grad=node.inputs[0] != 0,
-                                     masked=node.index in masked_layers(network))
+                                     masked=node.index in masked)
     budget = TILE_BYTES if device == "cpu" else GPU_TILE_BYTES
     return min(-(-batch // workers), max(1, budget // (max(values.values()) * itemsize))), values
 
@@ -281,11 +285,13 @@ def _workspace(network, batch: int, itemsize: int, workers: int, device: str) ->
     transforms): per thread and per array, the largest among the layers with enough tiles
     to reach that thread, forward and backward (``convolution.tile_values``)."""
     per_thread: list[dict[str, int]] = [{} for _ in range(workers)]
+    masked = masked_layers(network)
     for node in network.nodes:
         if node.kind != "conv":
             continue
         for backward in (False, True):
-            tile, values = _tile(network, node, batch, itemsize, workers, device, backward)
+            tile, values = _tile(network, node, batch, itemsize, workers, device, backward,
+                                 masked)
             for k in range(min(workers, -(-batch // tile))):
                 held = per_thread[k]
                 for key, v in values.items():
