@@ -207,7 +207,7 @@ def test_the_memory_model_knows_winograds_kernel_sized_arrays(batch, monkeypatch
     the transformed kernels and its chunks' weight gradients (36 values per kernel pair
     while summed): the memory model's ``_kernel_arrays``, which bounds them from above by
     less than one kernel transform."""
-    from cnnkit.calculator.memory import _kernel_arrays
+    from cnnkit.calculator.memory import _kernel_arrays, masked_layers
     from cnnkit.training.resources import peak_memory
 
     monkeypatch.delenv("CNNKIT_CONV_ALGORITHM", raising=False)
@@ -222,6 +222,7 @@ def test_the_memory_model_knows_winograds_kernel_sized_arrays(batch, monkeypatch
     layer.backward(dy)  # the workspace has grown
     with peak_memory(np) as measured:
         dx = layer.backward(dy)[0]
-    modelled = 4 * _kernel_arrays(network, node, batch, 4, parallel.workers(np), "cpu")
+    modelled = 4 * _kernel_arrays(network, node, batch, 4, parallel.workers(np), "cpu",
+                                 masked_layers(network))
     transform = 4 * 36 * 64 * 64
     assert modelled - transform <= measured["peak_bytes"] - dx.nbytes <= modelled
