@@ -225,4 +225,8 @@ def test_the_memory_model_knows_winograds_kernel_sized_arrays(batch, monkeypatch
     modelled = 4 * _kernel_arrays(network, node, batch, 4, parallel.workers(np), "cpu",
                                  masked_layers(network))
     transform = 4 * 36 * 64 * 64
-    assert modelled - transform <= measured["peak_bytes"] - dx.nbytes <= modelled
+    # tracemalloc also counts the Python objects of the threads' work (futures, frames,
+    # result lists: 7-8 KiB when both threads' sums overlap), far below the smallest array
+    # the model counts (one chunk's weight gradient, 144 KiB), so a missing term still fails
+    bookkeeping = 32 * 1024
+    assert modelled - transform <= measured["peak_bytes"] - dx.nbytes <= modelled + bookkeeping
