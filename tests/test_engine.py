@@ -492,7 +492,7 @@ def test_blas_stays_on_one_thread_for_a_whole_pass(monkeypatch):
         return transform(*args, **kwargs)
 
     monkeypatch.setattr(winograd, "weights", watched)
-    model = Model(cnnkit.parse("INPUT 8x8x32 -> CONV3-32 -> RELU -> FC-4"))
+    model = Model(cnnkit.parse("INPUT 8x8x32 -> CONV3-64 -> RELU -> FC-4"))
     before = blas_threads()
     with threadpool_limits(2, user_api="blas"):
         outside = blas_threads()

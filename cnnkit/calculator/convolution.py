@@ -6,18 +6,22 @@ for 3x3 and 5x5 stride-1 ungrouped undilated ones.  Winograd multiplies 36*C*K t
 6x6 tile, for 16 outputs (3x3: 2.25*C*K per output pixel instead of 9*C*K) or 4 (5x5: 9*C*K
 instead of 25*C*K), but adds three transforms, each a product with a small matrix (36x36,
 16x36 or 4x36) that BLAS runs at about half its peak, and 36 products per tile of images
-where im2col does one.  Measured with NumPy on this project's 2-core machine
-(benchmarks/RESULTS.md, "Winograd F(4x4, 3x3) against im2col" and "F(2x2, 5x5)";
-``python -m benchmarks.conv_algorithms``), that pays for 32 to 256 channels on both sides,
-on maps of at least 8x8: 3x3 layers 12-44% faster, forward and backward together (most for
-64-256 channels; 32 in and out is about even at batch 128), 5x5 ones 2-28% (most for
-128-256 channels; M1's second layer, 32 to 64 channels on 14x14 maps, 14%).  With fewer
-channels (first layers, 16) the transforms cost more than the products save; with 512 the
+where im2col does one.  Measured with NumPy on this project's 2-core machines, an Intel
+Xeon and an AMD EPYC (benchmarks/RESULTS.md, "Winograd F(4x4, 3x3) against im2col", "F(2x2,
+5x5)" and "The Winograd band on a second machine"; ``python -m benchmarks.conv_algorithms``),
+that pays for 32 to 256 channels on both sides, at least 64 on one, on maps of at least 8x8:
+3x3 layers 12-49% faster, forward and backward together (most for 64-256 channels), 5x5
+ones 4-35% (most for 128-256 channels; M1's second layer, 32 to 64 channels on 14x14 maps,
+4-14%).  With 32 channels in and out, the transforms cost as much as the products save:
+even to 12% faster on the Xeon, 4-18% slower (3x3) and 47% slower (5x5) on the EPYC.  With
+fewer channels (first layers, 16) the transforms cost more than the products save; with 512 the
 36 matrices of transformed kernels (36*C*K values, 38 MB at 512x512) are read once per
-tile, and the layer ran 16% slower on 14x14 maps and only 6% faster on 28x28 ones (22-99%
-slower in earlier runs; 5x5: 2-14% slower); on 7x7 maps a quarter of the computed outputs
-are dropped (14% slower; 5x5: 4-7%).  ``algorithm`` encodes that band, the same for both
-kernel sizes; a layer uses one algorithm in forward and backward.
+tile, and on the Xeon the layer ran 16% slower on 14x14 maps and only 6% faster on 28x28
+ones (22-99% slower in earlier runs; 5x5: 2-14% slower); on 7x7 maps a quarter of the
+computed outputs are dropped (Xeon 14% slower; 5x5: 4-7% on both).  The EPYC won 21-42% at
+512 channels and 24% on 7x7x256 maps: where the machines disagree the band keeps im2col,
+which is never far off.  ``algorithm`` encodes that band, the same for both kernel sizes; a
+layer uses one algorithm in forward and backward.
 
 ``CNNKIT_CONV_ALGORITHM=im2col`` (or ``winograd``, wherever it applies) overrides the
 prediction, for comparisons; the default is ``auto``.
@@ -31,6 +35,7 @@ from __future__ import annotations
 import os
 
 WINOGRAD_CHANNELS = (32, 256)  # both sides within this range ...
+WINOGRAD_WIDE_SIDE = 64  # ... one side at least this wide ...
 WINOGRAD_MIN_SIDE = 8  # ... on output maps at least this high and wide
 TILE = 6  # Winograd's input tiles are 6x6: F(4x4, 3x3) and F(2x2, 5x5)
 WINOGRAD_KERNELS = (3, 5)
@@ -58,7 +63,8 @@ def algorithm(attrs: dict, c: int, out_hw: tuple[int, int]) -> str:
     if choice != "auto":
         return choice
     low, high = WINOGRAD_CHANNELS
-    channels = low <= min(c, attrs["out_channels"]) and max(c, attrs["out_channels"]) <= high
+    narrow, wide = sorted((c, attrs["out_channels"]))
+    channels = low <= narrow and WINOGRAD_WIDE_SIDE <= wide <= high
     return "winograd" if channels and min(out_hw) >= WINOGRAD_MIN_SIDE else "im2col"
 
 
@@ -100,16 +106,23 @@ def transposed_pad(attrs: dict) -> tuple[int, int, int, int] | None:
 
 
 def tile_values(attrs: dict, in_shape, out_shape, backward: bool, input_grad: bool = True,
-                method: str | None = None, masked: bool = False) -> dict[str, int]:
+                method: str | None = None, masked: bool = False,
+                training: bool = True) -> dict[str, int]:
     """Values per image of every work array of a forward or backward tile (the largest over
     what the pass does; a pass without an input gradient sizes none for it), for the
     ``method`` given (default: ``algorithm``'s); ``masked``: the backward applies a ReLU's
-    mask to its tile of the output gradient (``memory.masked_layers``)."""
+    mask to its tile of the output gradient (``memory.masked_layers``).  In ``training``
+    a Winograd forward writes V into the array it keeps for backward (``kept_transform``),
+    not into a work array, and its backward reads it from there; otherwise (the gradients
+    of an evaluating model, as for a saliency map) backward transforms its tiles again."""
     c, k = in_shape.c, out_shape.c
     if (method or algorithm(attrs, c, (out_shape.h, out_shape.w))) == "winograd":
-        tiling = WinogradTiling((in_shape.h, in_shape.w), attrs.get("pad", (0, 0, 0, 0)),
-                                attrs["kernel"][0])
-        passes = [tiling.values(c, k)]
+        values = _winograd_tiling(attrs, in_shape).values(c, k)
+        if training and not backward:
+            del values["transformed"]
+        elif training and not input_grad:  # dW = V^T dM: dY's blocks and dM only
+            values = {key: values[key] for key in ("blocks", "products")}
+        passes = [values]
     else:
         (kh, kw), pad = attrs["kernel"], attrs.get("pad", (0, 0, 0, 0))
         passes = [_im2col_values(out_shape.h * out_shape.w, kh * kw * c,
@@ -122,6 +135,21 @@ def tile_values(attrs: dict, in_shape, out_shape, backward: bool, input_grad: bo
         passes.append({"masked": out_shape.h * out_shape.w * k})
     return {key: max(p.get(key, 0) for p in passes) for key in dict.fromkeys(
         key for p in passes for key in p)}
+
+
+def kept_transform(attrs: dict, in_shape, out_shape) -> int:
+    """Values per image of Winograd's transformed input V (36 per tile and input channel),
+    which a layer's training forward keeps for the weight gradient: recomputing it there
+    (gathering the tiles again and one product with kron(B^T, B^T)) was a fifth of the
+    backward.  0 for an im2col layer, which rebuilds its rows instead (a cheap copy)."""
+    if algorithm(attrs, in_shape.c, (out_shape.h, out_shape.w)) != "winograd":
+        return 0
+    return _winograd_tiling(attrs, in_shape).values(in_shape.c, out_shape.c)["transformed"]
+
+
+def _winograd_tiling(attrs: dict, in_shape) -> WinogradTiling:
+    return WinogradTiling((in_shape.h, in_shape.w), attrs.get("pad", (0, 0, 0, 0)),
+                          attrs["kernel"][0])
 
 
 def _im2col_values(pixels: int, row: int, hw, pad, channels: int) -> dict[str, int]:

@@ -14,8 +14,9 @@ it:
 
     activations   batch * (the arrays layers keep for backward: inputs of CONV/FC/LRN/BN
                   and of tiling max pools, outputs of RELU/TANH/SIGMOID/SOFTMAX/max pools,
-                  dropout and leaky-ReLU masks, the input batch and the logits; a RELU
-                  after CONV/FC/BN/RES/CAT overwrites its input in place)
+                  Winograd's transformed input, dropout and leaky-ReLU masks, the input
+                  batch and the logits; a RELU after CONV/FC/BN/RES/CAT overwrites its
+                  input in place)
     gradients     batch * (the most gradient values alive at one time during backward:
                   the gradient a layer reads, the ones it writes, those waiting at branch
                   points, and a conv's kernel-sized arrays while its backward runs)
@@ -174,6 +175,8 @@ def _kept_values(network, run) -> int:
             array[k] = array[first]  # in place
         if kind in ("conv", "fc", "lrn", "bn"):
             held.add(array[first])
+        if kind == "conv":
+            extra += convolution.kept_transform(node.attrs, in_shape, node.out)
         if kind in ("relu", "tanh", "sigmoid", "softmax"):
             held.add(array[k])
         if kind == "pool":

@@ -37,7 +37,9 @@ class Conv(Layer):
     add them back kernel offset by kernel offset (col2im).  Where the calculator picks
     Winograd (``cnnkit.calculator.convolution.algorithm``), forward, input gradient and
     weight gradient each run through ``winograd`` instead, tile by tile as well; both
-    gradients start from the same transform of the output gradient.
+    gradients start from the same transform of the output gradient, and a training forward
+    keeps the transformed input V for the weight gradient
+    (``convolution.kept_transform``, which the memory estimate counts).
     """
 
     def __init__(self, node, in_shapes, xp, dtype, seed=0):
@@ -61,6 +63,7 @@ class Conv(Layer):
         # slow to gather; their transpose, one row per tap and channel, is runs of pixels
         self.tap_major = self.groups == 1 and in_shapes[0].c <= 3
         self.output_mask = None  # the ReLU whose mask backward applies to dy (set by the Model)
+        self._kept = None  # Winograd's V of the last training forward, (36, N*blocks*C)
         self.workspace = Scratch(xp)  # work arrays of tiles; the Model shares one among layers
 
     def _weights(self):
@@ -73,19 +76,20 @@ class Conv(Layer):
         (kh, kw, O, C)."""
         return self.params["W"][::-1, ::-1].transpose(0, 1, 3, 2)
 
-    def _per_image(self, backward: bool) -> dict[str, int]:
+    def _per_image(self, backward: bool, training: bool) -> dict[str, int]:
         """Values per image of each work array of a forward or backward tile
         (``convolution.tile_values``).  A first layer's backward, with no input gradient,
         takes tiles as large as its forward's: its transposed rows (kh*kw*O per pixel) would
         shrink them to one image, and a layer with one or three input channels would then
         spend its time in per-tile overhead."""
         return convolution.tile_values(self.node.attrs, *self.shapes, backward, self.input_grad,
-                                       self.algorithm, masked=self.output_mask is not None)
+                                       self.algorithm, masked=self.output_mask is not None,
+                                       training=training)
 
-    def _chunks(self, n: int, backward: bool = False) -> list[list[slice]]:
+    def _chunks(self, n: int, backward: bool = False, training: bool = True) -> list[list[slice]]:
         """Chunks of tiles, and the bytes each work array of the pass's largest tile (its
         first) needs: the workspace grows to them at once, not tile by tile."""
-        values = self._per_image(backward)
+        values = self._per_image(backward, training)
         chunks = parallel.tiled_chunks(n, max(values.values()) * self.dtype.itemsize, self.xp)
         images = chunks[0][0].stop
         self._reserved = {key: images * v * self.dtype.itemsize for key, v in values.items()}
@@ -123,14 +127,18 @@ class Conv(Layer):
         out = self.params["W"].shape[-1]
         w_g, bias = self._weights(), self.params.get("b")
         y = xp.empty((n,) + self.window.out_hw + (out,), xp.result_type(x, w_g))
-        chunks = self._chunks(n)
+        chunks = self._chunks(n, training=train)
         u = winograd.weights(self.params["W"], xp) if self.tiling else None
+        self._kept = None  # the last step's, freed before this one's is made
+        if u is not None and train:
+            self._kept = xp.empty((convolution.TILE**2, n * self._kept_per_image), self.dtype)
 
         def work(tiles: list[slice], worker: int) -> None:
             buffer = self._buffers(worker)
             for tile in tiles:
                 if u is not None:
-                    winograd.convolve(x[tile], u, self.tiling, y[tile], buffer, xp)
+                    winograd.convolve(x[tile], u, self.tiling, y[tile], buffer, xp,
+                                      self._kept_tile(tile))
                 elif self.tap_major:
                     rows = self._rows(x, tile, buffer)
                     xp.matmul(rows.T, w_g[0], out=y[tile].reshape(-1, out))
@@ -146,10 +154,24 @@ class Conv(Layer):
         self._x = x
         return y
 
+    @property
+    def _kept_per_image(self) -> int:
+        """Columns of the kept V per image: 36 rows of blocks*C values."""
+        (bh, bw) = self.tiling.blocks
+        return bh * bw * self.shapes[0].c
+
+    def _kept_tile(self, tile: slice):
+        """The columns of the kept V that hold the images ``tile`` (None when not kept: the
+        last forward was not training)."""
+        if self._kept is None:
+            return None
+        per_image = self._kept_per_image
+        return self._kept[:, tile.start * per_image:tile.stop * per_image]
+
     def backward(self, dy):
         x, xp = self._x, self.xp
         dx = xp.empty(x.shape, xp.result_type(dy, self.params["W"])) if self.input_grad else None
-        chunks = self._chunks(len(x), backward=True)
+        chunks = self._chunks(len(x), backward=True, training=self._kept is not None)
         tile_pass = self._winograd_tile if self.tiling else self._im2col_tile
         # the kernels the input gradient is made with, once for all tiles
         if dx is None:
@@ -165,7 +187,7 @@ class Conv(Layer):
             buffer, d_w, d_b = self._buffers(worker), None, None
             for tile in tiles:
                 dy_t = self._output_gradient(dy, tile, buffer)
-                part = tile_pass(x[tile], dy_t, None if dx is None else dx[tile], buffer, kernels)
+                part = tile_pass(tile, dy_t, None if dx is None else dx[tile], buffer, kernels)
                 d_w = part if d_w is None else xp.add(d_w, part, out=d_w)
                 if "b" in self.grads:
                     part = dy_t.reshape(-1, dy.shape[-1]).sum(axis=0)
@@ -199,12 +221,12 @@ class Conv(Layer):
         dy_t = buffer("masked", dy[tile].shape, dy.dtype)
         return self.xp.multiply(dy[tile], self.output_mask._y[tile] > 0, out=dy_t)
 
-    def _im2col_tile(self, x, dy, dx, buffer, flipped):
-        """One tile's backward by im2col, from its images ``x`` and output gradient ``dy``:
+    def _im2col_tile(self, tile: slice, dy, dx, buffer, flipped):
+        """One tile's backward by im2col, from its images ``tile`` and output gradient ``dy``:
         returns its weight gradient (G, O/G, K/G) and writes its input gradient into ``dx``
         (when wanted: by the ``flipped`` kernels, or col2im where those are None)."""
         xp, groups, every = self.xp, self.groups, slice(None)
-        rows = self._rows(x, every, buffer)
+        rows = self._rows(self._x, tile, buffer)
         dy_g = dy.reshape(-1, groups, dy.shape[-1] // groups).transpose(1, 0, 2)
         if self.tap_major:  # (K, m) @ (m, O), seen as (1, O, K)
             d_w = xp.matmul(rows, dy_g[0]).T[None]
@@ -221,12 +243,14 @@ class Conv(Layer):
             self._col2im(d_rows, dx)  # d_rows reuses the rows' buffer
         return d_w
 
-    def _winograd_tile(self, x, dy, dx, buffer, u):
+    def _winograd_tile(self, tile: slice, dy, dx, buffer, u):
         """One tile's backward by Winograd: returns its gradient of the transformed kernels
-        (36, C, O), dU = V^T dM position by position, and writes its input gradient into
-        ``dx`` (when wanted) from the same dM and the transformed kernels ``u``."""
-        xp = self.xp
-        v = winograd.transform_input(x, self.tiling, buffer, xp)
+        (36, C, O), dU = V^T dM position by position (V as a training forward kept it, else
+        transformed again), and writes its input gradient into ``dx`` (when wanted) from the
+        same dM and the transformed kernels ``u``."""
+        xp, kept = self.xp, self._kept_tile(tile)
+        v = (winograd.transform_input(self._x[tile], self.tiling, buffer, xp) if kept is None
+             else kept.reshape(convolution.TILE**2, -1, self.shapes[0].c))
         d_m = winograd.output_gradient(dy, self.tiling, buffer, xp)
         d_u = xp.matmul(v.transpose(0, 2, 1), d_m)
         if dx is not None:

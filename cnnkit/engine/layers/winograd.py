@@ -29,7 +29,9 @@ Kronecker form's time per layer (measured 2026-12-03), so it is not used.
 
 Backward: both gradients are the adjoints of the same maps, from one transform of the
 output gradient, ``dM = kron(A, A) dY`` (``output_gradient``).  The weight gradient is
-``dU = V^T dM`` position by position, then ``dg = G^T dU G``; the input gradient is
+``dU = V^T dM`` position by position, then ``dg = G^T dU G``, with the V that a training
+forward kept (``Conv``; 2.25x the layer's input for 3x3, 9x for 5x5: recomputing it was a
+fifth of the backward, while im2col's rows are a cheap copy to rebuild); the input gradient is
 ``dV = dM U^T``, then ``kron(B, B) dV`` for each tile, added back where the tile was read
 (``input_gradient``).  Computing the input gradient as a convolution of dY with the flipped
 kernels instead (as im2col does) would transform dY a second time, from K channels, and
@@ -99,8 +101,9 @@ def weight_gradient(d_u, r: int, xp):
     return d_w.reshape((r, r) + d_u.shape[1:])
 
 
-def transform_input(x, tiling: WinogradTiling, buffer, xp):
-    """V = B^T d B of every 6x6 tile of the images ``x`` (t, H, W, C): (36, t*blocks, C).
+def transform_input(x, tiling: WinogradTiling, buffer, xp, out=None):
+    """V = B^T d B of every 6x6 tile of the images ``x`` (t, H, W, C): (36, t*blocks, C), in
+    ``out`` (36, t*blocks*C; rows may be strided) if given, else in a work array.
 
     ``buffer(name, shape)`` hands out the work arrays (contents undefined)."""
     t, h, w, c = x.shape
@@ -118,16 +121,17 @@ def transform_input(x, tiling: WinogradTiling, buffer, xp):
         strides=(s[1], s[2], s[0], m * s[1], m * s[2], s[3]))
     tiles = buffer("tiles", view.shape)
     tiles[...] = view
-    v = buffer("transformed", (TILE * TILE, t * bh * bw * c))
+    v = buffer("transformed", (TILE * TILE, t * bh * bw * c)) if out is None else out
     xp.matmul(_matrix(tiling.kernel, "input", xp, x.dtype.str), tiles.reshape(v.shape[0], -1),
               out=v)
     return v.reshape(v.shape[0], t * bh * bw, c)
 
 
-def convolve(x, u, tiling: WinogradTiling, y, buffer, xp) -> None:
+def convolve(x, u, tiling: WinogradTiling, y, buffer, xp, kept=None) -> None:
     """Writes into ``y`` (t, Ho, Wo, K) the convolution of the images ``x`` with the
-    transformed kernels ``u`` (36, C, K) (no bias)."""
-    v = transform_input(x, tiling, buffer, xp)
+    transformed kernels ``u`` (36, C, K) (no bias); V goes into ``kept`` if given (see
+    ``transform_input``), for the weight gradient."""
+    v = transform_input(x, tiling, buffer, xp, kept)
     t, k = len(x), u.shape[2]
     (bh, bw), m = tiling.blocks, tiling.block
     products = buffer("products", (v.shape[0], v.shape[1], k))
