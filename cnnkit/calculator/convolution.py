@@ -13,7 +13,9 @@ that pays for 32 to 256 channels on both sides, at least 64 on one, on maps of a
 3x3 layers 12-49% faster, forward and backward together (most for 64-256 channels), 5x5
 ones 4-35% (most for 128-256 channels; M1's second layer, 32 to 64 channels on 14x14 maps,
 4-14%).  With 32 channels in and out, the transforms cost as much as the products save:
-even to 12% faster on the Xeon, 4-18% slower (3x3) and 47% slower (5x5) on the EPYC.  With
+even to 12% faster on the Xeon, 4-18% slower (3x3) and 4-47% slower (5x5) on the EPYC; with
+V kept for backward M2's step is even either way (0.98-1.01x), and at equal speed im2col
+keeps no V, so the band starts at 64 channels on one side.  With
 fewer channels (first layers, 16) the transforms cost more than the products save; with 512 the
 36 matrices of transformed kernels (36*C*K values, 38 MB at 512x512) are read once per
 tile, and on the Xeon the layer ran 16% slower on 14x14 maps and only 6% faster on 28x28
