@@ -15,15 +15,15 @@ ones 4-35% (most for 128-256 channels; M1's second layer, 32 to 64 channels on 1
 4-14%).  With 32 channels in and out, the transforms cost as much as the products save:
 even to 12% faster on the Xeon, 4-18% slower (3x3) and 4-47% slower (5x5) on the EPYC; with
 V kept for backward M2's step is even either way (0.98-1.01x), and at equal speed im2col
-keeps no V, so the band starts at 64 channels on one side.  With
-fewer channels (first layers, 16) the transforms cost more than the products save; with 512 the
-36 matrices of transformed kernels (36*C*K values, 38 MB at 512x512) are read once per
-tile, and on the Xeon the layer ran 16% slower on 14x14 maps and only 6% faster on 28x28
-ones (22-99% slower in earlier runs; 5x5: 2-14% slower); on 7x7 maps a quarter of the
-computed outputs are dropped (Xeon 14% slower; 5x5: 4-7% on both).  The EPYC won 21-42% at
-512 channels and 24% on 7x7x256 maps: where the machines disagree the band keeps im2col,
-which is never far off.  ``algorithm`` encodes that band, the same for both kernel sizes; a
-layer uses one algorithm in forward and backward.
+keeps no V, so the band starts at 64 channels on one side.  With fewer channels (first
+layers, 16) the transforms cost more than the products save; with 512 the 36 matrices of
+transformed kernels (36*C*K values, 38 MB at 512x512) are read once per tile, and on the
+Xeon the layer ran 16% slower on 14x14 maps and only 6% faster on 28x28 ones (22-99% slower
+in earlier runs; 5x5: 2-14% slower); on 7x7 maps a quarter of the computed outputs are
+dropped (Xeon 14% slower; 5x5: 4-7% on both).  The EPYC won 21-42% at 512 channels and 24%
+on 7x7x256 maps: where the machines disagree the band keeps im2col, which is never far
+off.  ``algorithm`` encodes that band, the same for both kernel sizes; a layer uses one
+algorithm in forward and backward.
 
 ``CNNKIT_CONV_ALGORITHM=im2col`` (or ``winograd``, wherever it applies) overrides the
 prediction, for comparisons; the default is ``auto``.
