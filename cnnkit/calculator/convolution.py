@@ -135,8 +135,6 @@ def tile_values(attrs: dict, in_shape, out_shape, backward: bool, input_grad: bo
                                          (out_shape.h, out_shape.w), back, k))
     if backward and masked:
         passes.append({"masked": out_shape.h * out_shape.w * k})
-    if backward and attrs.get("bias", True):  # the bias gradient's vector of ones
-        passes.append({"ones": out_shape.h * out_shape.w})
     return {key: max(p.get(key, 0) for p in passes) for key in dict.fromkeys(
         key for p in passes for key in p)}
 

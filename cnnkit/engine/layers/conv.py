@@ -190,7 +190,7 @@ class Conv(Layer):
                 part = tile_pass(tile, dy_t, None if dx is None else dx[tile], buffer, kernels)
                 d_w = part if d_w is None else xp.add(d_w, part, out=d_w)
                 if "b" in self.grads:
-                    part = self._bias_gradient(dy_t, buffer)
+                    part = dy_t.reshape(-1, dy.shape[-1]).sum(axis=0)
                     d_b = part if d_b is None else xp.add(d_b, part, out=d_b)
             if self.tiling:  # r*r values per kernel pair, not 36, wait for the other chunks
                 d_w = winograd.weight_gradient(d_w, self.tiling.kernel, xp)
@@ -211,16 +211,6 @@ class Conv(Layer):
         if d_b is not None:
             self.grads["b"][...] = d_b
         return [dx]
-
-    def _bias_gradient(self, dy, buffer):
-        """The tile's bias gradient, dy summed over its pixels, as one product with a vector
-        of ones: BLAS runs it 6-7x faster than NumPy's sum down the columns of a (pixels, K)
-        array, which loops over rows of K values (0.05 against 0.3 ms for 16 MNIST images
-        of 32 channels)."""
-        rows = dy.reshape(-1, dy.shape[-1])
-        ones = buffer("ones", (len(rows),))
-        ones.fill(1)
-        return self.xp.matmul(ones, rows)
 
     def _output_gradient(self, dy, tile: slice, buffer):
         """The tile's output gradient, times the following ReLU's mask when this layer
