@@ -206,6 +206,24 @@ def test_the_memory_model_knows_winograds_work_arrays(monkeypatch):
             network, 8, "float32", workers=1)["workspace"], spec
 
 
+@pytest.mark.parametrize("method, images", [("winograd", 7), ("im2col", 3)])
+def test_winograd_tiles_have_their_own_budget_and_the_memory_model_follows(method, images,
+                                                                          monkeypatch):
+    """A Winograd tile's largest array stays under 2 MiB (its passes over the tile are
+    faster in a core's cache), an im2col tile's under 4 MiB; the estimate cuts the batch the
+    same way.  32x32x32 -> 32, per image: Winograd's products 36*64*32 values (288 KiB, 7
+    images in 2 MiB), im2col's rows 1024*288 (1152 KiB, 3 images in 4 MiB)."""
+    monkeypatch.setattr(parallel, "WORKERS", 1)
+    monkeypatch.setenv("CNNKIT_CONV_ALGORITHM", method)
+    network = cnnkit.parse("INPUT 32x32x32 -> CONV3-32 -> RELU -> FC-10")
+    layer = Model(network, dtype="float32").layers[1]
+    assert layer.algorithm == method
+    tiles = [tile.stop - tile.start for chunk in layer._chunks(16) for tile in chunk]
+    assert tiles == [images] * (16 // images) + [16 % images]
+    assert workspace_after_training_steps(network, 16) == executor_terms(
+        network, 16, "float32", workers=1)["workspace"]
+
+
 @pytest.mark.parametrize("batch", [3, 16])
 def test_the_memory_model_knows_winograds_kernel_sized_arrays(batch, monkeypatch):
     """Beside its input gradient and the workspace, a Winograd layer's backward allocates

@@ -82,7 +82,10 @@ class WinogradTiling:
         top, bottom, left, right = pad
         self.out_hw = (in_hw[0] + top + bottom - kernel + 1, in_hw[1] + left + right - kernel + 1)
         self.blocks = (-(-self.out_hw[0] // m), -(-self.out_hw[1] // m))
-        self.padded_hw = (m * self.blocks[0] + kernel - 1, m * self.blocks[1] + kernel - 1)
+        # the r - 1 pixels the last tiles read beyond their blocks, rounded up to whole
+        # blocks: the input gradient adds the tiles back block by block
+        overlap = -(-(kernel - 1) // m)
+        self.padded_hw = (m * (self.blocks[0] + overlap), m * (self.blocks[1] + overlap))
 
     def values(self, c: int, k: int) -> dict[str, int]:
         """Values per image of each work array of a convolution from ``c`` to ``k`` channels

@@ -22,7 +22,7 @@ it:
                   points, and a conv's kernel-sized arrays while its backward runs)
     workspace     the convolutions' tiles: per CPU core and work array (im2col rows, padded
                   input, Winograd's transforms; ``convolution.tile_values``), the largest
-                  tile (up to TILE_BYTES in its largest array, at least one image; sized
+                  tile (up to ``tile_bytes`` in its largest array, at least one image; sized
                   for forward and backward, where a layer reading the input batch computes
                   no input gradient)
     parameters    as above
@@ -44,9 +44,11 @@ from . import convolution
 DTYPE_BYTES = {"float16": 2, "float32": 4, "float64": 8}
 OPTIMIZER_SLOTS = {"sgd": 0, "momentum": 1, "adam": 2}
 
-# The engine's tiling of convolutions: im2col tiles of up to TILE_BYTES per CPU core (at least
-# one image), GPU_TILE_BYTES on a GPU, where the batch is not split over threads.
+# The engine's tiling of convolutions (``tile_bytes``): im2col tiles of up to TILE_BYTES per
+# CPU core in their largest array (at least one image), Winograd tiles of WINOGRAD_TILE_BYTES,
+# GPU_TILE_BYTES on a GPU, where the batch is not split over threads.
 TILE_BYTES = 4 * 2**20
+WINOGRAD_TILE_BYTES = 2 * 2**20
 GPU_TILE_BYTES = 256 * 2**20
 CHUNKS_PER_WORKER = 2
 # node kinds whose output a following RELU overwrites in place: fresh arrays their own layer
@@ -278,8 +280,21 @@ def _tile(network, node, batch: int, itemsize: int, workers: int, device: str,
     values = convolution.tile_values(node.attrs, *shapes, backward,
                                      input_grad=node.inputs[0] != 0,
                                      masked=node.index in masked)
-    budget = TILE_BYTES if device == "cpu" else GPU_TILE_BYTES
+    method = convolution.algorithm(node.attrs, shapes[0].c, (node.out.h, node.out.w))
+    budget = tile_bytes(method, device)
     return min(-(-batch // workers), max(1, budget // (max(values.values()) * itemsize))), values
+
+
+def tile_bytes(method: str, device: str) -> int:
+    """The most bytes in the largest work array of a conv tile computed by ``method`` on
+    ``device`` ("cpu" or a GPU).  im2col's rows feed one product, which BLAS blocks for its
+    caches itself; Winograd passes its arrays through three products and copies in a row,
+    which are faster where a tile's arrays stay in a core's cache: halving its tiles to 2 MiB
+    made M1-M3's training steps 3-8% faster (benchmarks/RESULTS.md, 2026-12-04), 1 MiB and
+    less gave that back in per-tile overhead and short products."""
+    if device != "cpu":
+        return GPU_TILE_BYTES
+    return WINOGRAD_TILE_BYTES if method == "winograd" else TILE_BYTES
 
 
 def _workspace(network, batch: int, itemsize: int, workers: int, device: str) -> int:

@@ -9,7 +9,7 @@ convolution works through tiles of a few images, so that its im2col buffer stays
 and groups the tiles into a few chunks per thread, which the threads take as they come free:
 on a shared machine a thread that is held up leaves its work to the others.  On a GPU the
 batch is one chunk (CuPy already runs every call on all of the device), in tiles of up to
-``GPU_TILE_BYTES``, which bounds the im2col workspace.
+``memory.GPU_TILE_BYTES``, which bounds the im2col workspace.
 
 Results are deterministic: chunk and tile boundaries depend only on the batch size and the
 number of threads (never on which thread runs what), and partial sums are added in chunk
@@ -35,9 +35,6 @@ import numpy
 
 from ..calculator import memory
 
-# largest im2col tile (at least one image) on the CPU and on a GPU; the memory estimate
-# (cnnkit.calculator.memory) counts on these values
-TILE_BYTES, GPU_TILE_BYTES = memory.TILE_BYTES, memory.GPU_TILE_BYTES
 # convolutions: chunks of tiles per thread, shared out as threads come free (the memory
 # estimate counts the chunks' partial weight gradients)
 CHUNKS_PER_WORKER = memory.CHUNKS_PER_WORKER
@@ -83,13 +80,12 @@ def split(n: int, parts: int) -> list[slice]:
     return [slice(bounds[k], bounds[k + 1]) for k in range(parts)]
 
 
-def tiled_chunks(n: int, per_image_bytes: int, xp) -> list[list[slice]]:
-    """range(n) as chunks of whole tiles.  A tile holds as many images as fit ``TILE_BYTES``
-    (``GPU_TILE_BYTES`` on CuPy), at least one and at most a thread's share of the batch (so
-    every thread has work).  On the CPU there are up to ``CHUNKS_PER_WORKER`` chunks per
-    thread, so that a thread the machine holds up leaves its share to the others; on CuPy,
-    one chunk."""
-    budget = TILE_BYTES if xp is numpy else GPU_TILE_BYTES
+def tiled_chunks(n: int, per_image_bytes: int, budget: int, xp) -> list[list[slice]]:
+    """range(n) as chunks of whole tiles.  A tile holds as many images as fit ``budget``
+    bytes (``memory.tile_bytes``, which the memory estimate counts on), at least one and at
+    most a thread's share of the batch (so every thread has work).  On the CPU there are up
+    to ``CHUNKS_PER_WORKER`` chunks per thread, so that a thread the machine holds up leaves
+    its share to the others; on CuPy, one chunk."""
     count = workers(xp)
     size = min(max(1, budget // max(per_image_bytes, 1)), -(-n // count))  # a tile per thread
     tiles = [slice(start, min(start + size, n)) for start in range(0, n, size)]

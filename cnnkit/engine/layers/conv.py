@@ -3,7 +3,9 @@ Winograd's F(4x4, 3x3) or F(2x2, 5x5) where the calculator predicts it is faster
 
 from __future__ import annotations
 
-from ...calculator import convolution
+import numpy
+
+from ...calculator import convolution, memory
 from .. import parallel
 from . import winograd
 from .base import Layer, Scratch
@@ -90,7 +92,9 @@ class Conv(Layer):
         """Chunks of tiles, and the bytes each work array of the pass's largest tile (its
         first) needs: the workspace grows to them at once, not tile by tile."""
         values = self._per_image(backward, training)
-        chunks = parallel.tiled_chunks(n, max(values.values()) * self.dtype.itemsize, self.xp)
+        budget = memory.tile_bytes(self.algorithm, "cpu" if self.xp is numpy else "gpu")
+        chunks = parallel.tiled_chunks(n, max(values.values()) * self.dtype.itemsize, budget,
+                                       self.xp)
         images = chunks[0][0].stop
         self._reserved = {key: images * v * self.dtype.itemsize for key, v in values.items()}
         return chunks

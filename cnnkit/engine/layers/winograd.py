@@ -25,7 +25,12 @@ the 36x36 matrix kron(B^T, B^T); ``A^T M A`` is one product with kron(A^T, A^T) 
 The Kronecker form does 3x the multiplications of applying B^T to rows and then to columns,
 but in one pass over memory instead of two, which is what costs on a CPU: alone on a core
 the two-pass form transforms 1.4x faster, but with both cores busy it took 0.94-1.11x the
-Kronecker form's time per layer (measured 2026-12-03), so it is not used.
+Kronecker form's time per layer (measured 2026-12-03), so it is not used.  The copies
+between the products go m x m block by block (``_block_pieces``): the output blocks into
+the map and back, and backward's tiles added into the padded input, one array operation per
+piece instead of one per pixel of a block or tile (4-36 calls of a few microseconds each per
+tile), which is what lets the tiles shrink to stay in a core's cache
+(``cnnkit.calculator.memory.tile_bytes``).
 
 Backward: both gradients are the adjoints of the same maps, from one transform of the
 output gradient, ``dM = kron(A, A) dY`` (``output_gradient``).  The weight gradient is
@@ -139,23 +144,19 @@ def convolve(x, u, tiling: WinogradTiling, y, buffer, xp, kept=None) -> None:
     blocks = buffer("blocks", (m, m, t, bh, bw, k))
     xp.matmul(_matrix(tiling.kernel, "output", xp, products.dtype.str),
               products.reshape(v.shape[0], -1), out=blocks.reshape(m * m, -1))
-    for i in range(m):  # output pixel (m*p + i, m*q + j) is value (i, j) of block (p, q)
-        for j in range(m):
-            target = y[:, i::m, j::m]  # fewer blocks than bh x bw where a size is not m*n
-            target[...] = blocks[i, j][:, :target.shape[1], :target.shape[2]]
+    for pixels, where in _block_pieces(y, m):  # fewer than bh x bw blocks where a size is
+        pixels[...] = _block_values(blocks, *where)  # not a multiple of m
 
 
 def output_gradient(dy, tiling: WinogradTiling, buffer, xp):
     """dM = A dY A^T of every m x m block of ``dy`` (t, Ho, Wo, K): (36, t*blocks, K)."""
-    t, _, _, k = dy.shape
+    t, ho, wo, k = dy.shape
     (bh, bw), m = tiling.blocks, tiling.block
     blocks = buffer("blocks", (m, m, t, bh, bw, k))
-    for i in range(m):
-        for j in range(m):
-            source, target = dy[:, i::m, j::m], blocks[i, j]
-            target[:, :source.shape[1], :source.shape[2]] = source
-            target[:, source.shape[1]:] = 0  # outputs beyond the map, dropped in forward
-            target[:, :, source.shape[2]:] = 0
+    if ho % m or wo % m:
+        blocks[...] = 0  # outputs beyond the map, computed from padding and dropped in forward
+    for pixels, where in _block_pieces(dy, m):
+        _block_values(blocks, *where)[...] = pixels
     d_m = buffer("products", (TILE * TILE, t * bh * bw * k))
     xp.matmul(_matrix(tiling.kernel, "output_gradient", xp, dy.dtype.str),
               blocks.reshape(m * m, -1), out=d_m)
@@ -167,7 +168,10 @@ def input_gradient(d_m, u, tiling: WinogradTiling, dx, buffer, xp) -> None:
     gradient's transform ``d_m`` (36, t*blocks, K) (``output_gradient``, which the weight
     gradient needs too) and the transformed kernels ``u`` (36, C, K): the adjoint of each
     step of forward, dV = dM U^T position by position, then d = kron(B, B) dV for each tile,
-    then the tiles added back where they were read from (they overlap by r - 1 pixels)."""
+    then the tiles added back where they were read from.  They overlap by r - 1 pixels; seen
+    as m x m blocks, tile (p, q) covers the blocks (p + a, q + b) of the padded input for a
+    few a, b (2x2 for 3x3 kernels, 3x3 for 5x5), so the sum is one addition per (a, b) of
+    all tiles at once."""
     t, h, w, c = dx.shape
     (bh, bw), m = tiling.blocks, tiling.block
     d_v = buffer("transformed", (TILE * TILE, d_m.shape[1], c))
@@ -176,15 +180,50 @@ def input_gradient(d_m, u, tiling: WinogradTiling, dx, buffer, xp) -> None:
     xp.matmul(_matrix(tiling.kernel, "input", xp, dx.dtype.str).T, d_v.reshape(TILE * TILE, -1),
               out=d_tiles.reshape(TILE * TILE, -1))
     padded = buffer("padded", (t,) + tiling.padded_hw + (c,))
-    rows, cols = m * bh, m * bw
-    for i in range(m):  # the first m x m pixels of the tiles cover the padded input once ...
-        for j in range(m):
-            padded[:, i:rows:m, j:cols:m] = d_tiles[i, j]
-    padded[:, rows:] = 0
-    padded[:, :rows, cols:] = 0
-    for i in range(TILE):  # ... the other r - 1 rows and columns overlap the next tiles
-        for j in range(TILE):
-            if i >= m or j >= m:
-                padded[:, i:i + rows:m, j:j + cols:m] += d_tiles[i, j]
+    grid = _blocked(padded, m)  # (t, block row, i, block column, j, C)
+    spans = range(-(-TILE // m))
+    for a in spans:
+        for b in spans:
+            part = d_tiles[a * m:(a + 1) * m, b * m:(b + 1) * m]  # (i, j, t, bh, bw, C)
+            target = grid[:, a:a + bh, :part.shape[0], b:b + bw, :part.shape[1]]
+            if a == b == 0:  # covers all blocks but the last rows and columns once
+                target[...] = part.transpose(2, 3, 0, 4, 1, 5)
+                grid[:, bh:] = 0
+                grid[:, :bh, :, bw:] = 0
+            else:
+                target += part.transpose(2, 3, 0, 4, 1, 5)
     top, _, left, _ = tiling.pad
     dx[...] = padded[:, top:top + h, left:left + w]
+
+
+def _blocked(a, m: int, n: int | None = None):
+    """``a`` (t, m*R, n*S, C) seen as m x n blocks (n = m by default): (t, R, m, S, n, C)."""
+    t, h, w, c = a.shape
+    n = n or m
+    return a.reshape(t, h // m, m, w // n, n, c)
+
+
+def _block_pieces(a, m: int):
+    """``a`` (t, H, W, C) in at most four pieces of m x m blocks, as pairs (the piece as
+    ``_blocked``, where it lies in blocks: rows, columns (slices), pixels per block row and
+    column): the whole blocks, and the part-filled last block row and column where H or W is
+    not a multiple of m."""
+    for rows, ni in _block_parts(a.shape[1], m):
+        for cols, nj in _block_parts(a.shape[2], m):
+            piece = a[:, rows.start * m:rows.start * m + (rows.stop - rows.start) * ni,
+                      cols.start * m:cols.start * m + (cols.stop - cols.start) * nj]
+            yield _blocked(piece, ni, nj), (rows, cols, ni, nj)
+
+
+def _block_parts(length: int, m: int) -> list[tuple[slice, int]]:
+    """The whole blocks of m pixels in ``length``, and the part-filled last one, as (block
+    slice, pixels per block)."""
+    whole, rest = divmod(length, m)
+    return ([(slice(0, whole), m)] if whole else []) + ([(slice(whole, whole + 1), rest)]
+                                                         if rest else [])
+
+
+def _block_values(blocks, rows: slice, cols: slice, ni: int, nj: int):
+    """Of ``blocks`` (m, m, t, bh, bw, K), value (i, j) of blocks (p, q) for i < ni, j < nj
+    and p, q in ``rows``, ``cols``, seen as ``_blocked`` pixels: (t, p, i, q, j, K)."""
+    return blocks[:ni, :nj, :, rows, cols].transpose(2, 3, 0, 4, 1, 5)
