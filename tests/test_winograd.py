@@ -292,6 +292,24 @@ def test_a_training_forward_keeps_v_for_the_weight_gradient(monkeypatch):
         np.testing.assert_array_equal(a, b)
 
 
+def test_training_steps_of_one_batch_size_reuse_the_kept_transform(monkeypatch):
+    """V is one array for all training steps of a batch size (made fresh, one of M3's 38 MB
+    would be page-faulted in and zeroed every step), replaced when the batch size changes
+    and dropped by an evaluating forward."""
+    monkeypatch.setenv("CNNKIT_CONV_ALGORITHM", "winograd")
+    layer = Model(cnnkit.parse("INPUT 8x8x4 -> CONV3-5 -> FC-3"), seed=1).layers[1]
+    rng = np.random.default_rng(0)
+
+    def forward(batch: int, train: bool = True):
+        layer.forward([rng.standard_normal((batch, 8, 8, 4)).astype(np.float32)], train)
+        return layer._kept
+
+    first = forward(6)
+    assert forward(6) is first
+    assert forward(4).shape == (36, 4 * 4 * 4) and layer._kept is not first
+    assert forward(4, train=False) is None
+
+
 def test_the_memory_model_counts_the_kept_v(monkeypatch):
     """Winograd's V is a kept activation: 36 values per 6x6 tile and input channel (an 8x8
     map of 64 channels has 2x2 tiles: 9216 values per image, 2.25x the input)."""

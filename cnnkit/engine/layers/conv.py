@@ -133,8 +133,13 @@ class Conv(Layer):
         y = xp.empty((n,) + self.window.out_hw + (out,), xp.result_type(x, w_g))
         chunks = self._chunks(n, training=train)
         u = winograd.weights(self.params["W"], xp) if self.tiling else None
-        self._kept = None  # the last step's, freed before this one's is made
-        if u is not None and train:
+        if u is None or not train:
+            self._kept = None
+        elif self._kept is None or self._kept.shape[1] != n * self._kept_per_image:
+            # one array for every training step of this batch size: freed and made again,
+            # one this large (V is 2.25-9x the layer input) would come fresh from the OS,
+            # every page faulted in and zeroed
+            self._kept = None  # the last batch size's, freed before this one's is made
             self._kept = xp.empty((convolution.TILE**2, n * self._kept_per_image), self.dtype)
 
         def work(tiles: list[slice], worker: int) -> None:
