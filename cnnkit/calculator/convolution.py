@@ -9,21 +9,22 @@ instead of 25*C*K), but adds three transforms, each a product with a small matri
 where im2col does one.  Measured with NumPy on this project's 2-core machines, an Intel
 Xeon and an AMD EPYC (benchmarks/RESULTS.md, "Winograd F(4x4, 3x3) against im2col", "F(2x2,
 5x5)" and "The Winograd band on a second machine"; ``python -m benchmarks.conv_algorithms``),
-that pays for 32 to 256 channels on both sides, at least 64 on one, on maps of at least 8x8:
-3x3 layers 12-49% faster, forward and backward together (most for 64-256 channels), 5x5
-ones 4-35% (most for 128-256 channels; M1's second layer, 32 to 64 channels on 14x14 maps,
-4-14%).  With 32 channels in and out, the transforms cost as much as the products save:
-even to 12% faster on the Xeon, 4-18% slower (3x3) and 4-47% slower (5x5) on the EPYC; with
-V kept for backward M2's step is even either way (0.98-1.01x), and at equal speed im2col
-keeps no V, so the band starts at 64 channels on one side.  With fewer channels (first
-layers, 16) the transforms cost more than the products save; with 512 the 36 matrices of
-transformed kernels (36*C*K values, 38 MB at 512x512) are read once per tile, and on the
-Xeon the layer ran 16% slower on 14x14 maps and only 6% faster on 28x28 ones (22-99% slower
-in earlier runs; 5x5: 2-14% slower); on 7x7 maps a quarter of the computed outputs are
-dropped (Xeon 14% slower; 5x5: 4-7% on both).  The EPYC won 21-42% at 512 channels and 24%
-on 7x7x256 maps: where the machines disagree the band keeps im2col, which is never far
-off.  ``algorithm`` encodes that band, the same for both kernel sizes; a layer uses one
-algorithm in forward and backward.
+that pays for 32 to 256 channels on both sides, on maps of at least 8x8: 3x3 layers 12-49%
+faster, forward and backward together (most for 64-256 channels), 5x5 ones 4-35% (most for
+128-256 channels; M1's second layer, 32 to 64 channels on 14x14 maps, 4-14%).  A 5x5 layer
+needs 64 channels on one side: with 32 in and out it ran 4-47% slower on the EPYC.  A 3x3
+layer with 32 in and out was even (Xeon) to 18% slower (EPYC) while each tile paid for one
+copy per pixel of its blocks; with V kept for backward, block-wise copies and cache-sized
+tiles (2026-12-04) it ran 7-24% faster on the EPYC in 6 of 7 cases (one 5% slower), and
+M2's step took 0.90-0.96x the time with its second layer so.  With
+fewer channels (first layers, 16) the transforms cost more than the products save; with 512
+the 36 matrices of transformed kernels (36*C*K values, 38 MB at 512x512) are read once per
+tile, and on the Xeon the layer ran 16% slower on 14x14 maps and only 6% faster on 28x28
+ones (22-99% slower in earlier runs; 5x5: 2-14% slower); on 7x7 maps a quarter of the
+computed outputs are dropped (Xeon 14% slower; 5x5: 4-7% on both).  The EPYC won 21-42% at
+512 channels and 24% on 7x7x256 maps: where the machines disagree the band keeps im2col,
+which is never far off.  ``algorithm`` encodes that band; a layer uses one algorithm in
+forward and backward.
 
 ``CNNKIT_CONV_ALGORITHM=im2col`` (or ``winograd``, wherever it applies) overrides the
 prediction, for comparisons; the default is ``auto``.
@@ -37,7 +38,7 @@ from __future__ import annotations
 import os
 
 WINOGRAD_CHANNELS = (32, 256)  # both sides within this range ...
-WINOGRAD_WIDE_SIDE = 64  # ... one side at least this wide ...
+WINOGRAD_WIDE_SIDE = {3: 32, 5: 64}  # ... one side at least this wide, per kernel size ...
 WINOGRAD_MIN_SIDE = 8  # ... on output maps at least this high and wide
 TILE = 6  # Winograd's input tiles are 6x6: F(4x4, 3x3) and F(2x2, 5x5)
 WINOGRAD_KERNELS = (3, 5)
@@ -66,7 +67,7 @@ def algorithm(attrs: dict, c: int, out_hw: tuple[int, int]) -> str:
         return choice
     low, high = WINOGRAD_CHANNELS
     narrow, wide = sorted((c, attrs["out_channels"]))
-    channels = low <= narrow and WINOGRAD_WIDE_SIDE <= wide <= high
+    channels = low <= narrow and WINOGRAD_WIDE_SIDE[attrs["kernel"][0]] <= wide <= high
     return "winograd" if channels and min(out_hw) >= WINOGRAD_MIN_SIDE else "im2col"
 
 
