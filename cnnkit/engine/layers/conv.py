@@ -185,8 +185,8 @@ class Conv(Layer):
         # the kernels the input gradient is made with, once for all tiles
         if dx is None:
             kernels = None
-        elif self.tiling:  # the forward's transformed ones
-            kernels = winograd.weights(self.params["W"], xp)
+        elif self.tiling:  # the forward's transformed ones, transposed
+            kernels = winograd.transposed_weights(self.params["W"], xp)
         elif self.transposed:  # flipped, (kh*kw*O, C)
             kernels = self._flipped().reshape(-1, self.params["W"].shape[2])
         else:
@@ -252,18 +252,18 @@ class Conv(Layer):
             self._col2im(d_rows, dx)  # d_rows reuses the rows' buffer
         return d_w
 
-    def _winograd_tile(self, tile: slice, dy, dx, buffer, u):
+    def _winograd_tile(self, tile: slice, dy, dx, buffer, u_t):
         """One tile's backward by Winograd: returns its gradient of the transformed kernels
         (36, C, O), dU = V^T dM position by position (V as a training forward kept it, else
         transformed again), and writes its input gradient into ``dx`` (when wanted) from the
-        same dM and the transformed kernels ``u``."""
+        same dM and the transformed kernels, transposed, ``u_t`` (36, O, C)."""
         xp, kept = self.xp, self._kept_tile(tile)
         v = (winograd.transform_input(self._x[tile], self.tiling, buffer, xp) if kept is None
              else kept.reshape(convolution.TILE**2, -1, self.shapes[0].c))
         d_m = winograd.output_gradient(dy, self.tiling, buffer, xp)
         d_u = xp.matmul(v.transpose(0, 2, 1), d_m)
         if dx is not None:
-            winograd.input_gradient(d_m, u, self.tiling, dx, buffer, xp)
+            winograd.input_gradient(d_m, u_t, self.tiling, dx, buffer, xp)
         return d_u
 
     def _col2im(self, d_rows, dx):
