@@ -1,4 +1,4 @@
-"""Time one stride-1 convolution layer by im2col and by Winograd (F(4x4, 3x3), F(2x2, 5x5)).
+"""Time one stride-1 convolution layer by im2col and by Winograd (F(4x4, 3x3), F(4x4, 5x5)).
 
     PYTHONPATH=. python3 -m benchmarks.conv_algorithms
     PYTHONPATH=. python3 -m benchmarks.conv_algorithms 56x56x128:128:8 14x14x32:64:128:5

@@ -1,9 +1,9 @@
-"""Winograd F(4x4, 3x3) and F(2x2, 5x5) against the im2col path they replace, and where the
+"""Winograd F(4x4, 3x3) and F(4x4, 5x5) against the im2col path they replace, and where the
 calculator uses them.
 
 The two algorithms compute the same sums in different orders, so in float64 they agree to
 rounding (1e-12 relative) and in float32 to ~1e-5 relative (the transforms' coefficients,
-up to 8 and down to 1/24, cost a decimal digit; the engine promises 1e-4); the gradients
+up to 8 and down to 1/90, cost a decimal digit; the engine promises 1e-4); the gradients
 are also checked against centred differences.
 """
 
@@ -26,7 +26,7 @@ SPECS = [
     "INPUT 8x8x4 -> CONV3-6(pad=0) -> CONV3-3(pad=2) -> FC-2",
     "INPUT 6x7x2 -> CONV3-3(pad=0x1:2) -> CONV3-4(pad=1:0, bias=false) -> FC-2",
     "INPUT 5x5x3 -> CONV3-4(pad=0) -> CONV3-2(pad=2) -> GAP -> FC-2",
-    "INPUT 9x7x3 -> CONV5-5 -> RELU -> CONV5-4 -> FC-3",  # F(2x2, 5x5): odd maps, 2x2 blocks
+    "INPUT 9x7x3 -> CONV5-5 -> RELU -> CONV5-4 -> FC-3",  # F(4x4, 5x5): odd maps, 8x8 tiles
     "INPUT 8x9x2 -> CONV5-3(pad=0) -> CONV5-4(pad=4) -> CONV3-2 -> FC-2",
     "INPUT 7x6x3 -> CONV5-3(pad=0x1:3) -> CONV5-2(pad=3:1, bias=false) -> FC-2",
     "INPUT 5x6x2 -> CONV3-3(pad=3) -> CONV5-2(pad=1x5) -> FC-2",  # wider than the kernel
@@ -69,7 +69,7 @@ def test_winograd_computes_what_im2col_computes(spec, dtype, bound, monkeypatch)
 def test_whole_networks_in_float32_stay_within_1e_4(monkeypatch):
     """The issue's bound for the fast paths, over whole networks in float32: M3's logits
     (six 3x3 layers, five of them Winograd by default) and M1's (its 5x5 layer from 32 to 64
-    channels by F(2x2, 5x5)), and every gradient of a deep stack
+    channels by F(4x4, 5x5)), and every gradient of a deep stack
     without max pooling.  (M3's gradients are not compared: a rounding can move the
     maximum of a pooling window to another pixel, which routes its gradient elsewhere,
     whatever the convolution algorithm.)"""
@@ -118,13 +118,14 @@ def test_the_input_gradient_multiplies_by_u_transposed_in_memory_order():
     so backward makes U^T once, contiguous."""
     w = np.random.default_rng(0).standard_normal((5, 5, 3, 4))
     u_t = winograd.transposed_weights(w, np)
-    assert u_t.shape == (36, 4, 3) and u_t.flags.c_contiguous
+    assert u_t.shape == (64, 4, 3) and u_t.flags.c_contiguous  # 8x8 tiles for 5x5
     np.testing.assert_array_equal(u_t, winograd.weights(w, np).transpose(0, 2, 1))
 
 
 def test_the_transforms_are_lavin_and_grays_and_compute_correlations():
     """``transforms`` builds F(4x4, 3x3)'s matrices as printed in Lavin & Gray (2016), and
-    both algorithms' 1-D forms compute the correlation of a 6-value tile exactly (float64)."""
+    both algorithms' 1-D forms compute the correlation of a tile (6 values for 3x3, 8 for
+    5x5) exactly (float64)."""
     published_b_t = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
                      [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]
     published_g = [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
@@ -135,12 +136,14 @@ def test_the_transforms_are_lavin_and_grays_and_compute_correlations():
     assert np.array_equal(f43["B_T"], published_b_t)
     assert np.allclose(f43["G"], published_g, rtol=1e-15, atol=0)
     assert np.array_equal(f43["A_T"], published_a_t)
-    assert np.array_equal(winograd.transforms(5)["B_T"], published_b_t)  # the same points
+    f45 = winograd.transforms(5)
+    assert f45["B_T"].shape == (8, 8) and f45["A_T"].shape == (4, 8)
+    assert np.array_equal(f45["A_T"][1, :7], [0, 1, -1, 2, -2, 0.5, -0.5])  # the points
     rng = np.random.default_rng(1)
     for r in (3, 5):
         t = winograd.transforms(r)
-        d, g = rng.standard_normal(6), rng.standard_normal(r)
-        direct = [d[i:i + r] @ g for i in range(7 - r)]
+        d, g = rng.standard_normal(r + 3), rng.standard_normal(r)
+        direct = [d[i:i + r] @ g for i in range(4)]
         assert np.allclose(t["A_T"] @ ((t["G"] @ g) * (t["B_T"] @ d)), direct, rtol=1e-13)
 
 
@@ -159,16 +162,20 @@ def conv_attrs(spec: str):
     ("INPUT 7x7x256 -> CONV3-256", "im2col"),  # 7x7 computes 8x8 and drops the rest
     ("INPUT 32x32x16 -> CONV3-32", "im2col"),  # narrow: the transforms eat the saving
     ("INPUT 32x32x32 -> CONV3-32", "winograd"),  # 32 both sides: 4-24% faster (EPYC)
-    ("INPUT 28x28x32 -> CONV5-32", "im2col"),  # 5x5, 32 both sides: EPYC 0-47% slower
+    ("INPUT 28x28x32 -> CONV5-32", "winograd"),  # F(4x4, 5x5), 32 both sides: 40% faster
     ("INPUT 16x16x64 -> CONV3-32", "winograd"),  # one side wide enough
     ("INPUT 14x14x512 -> CONV3-512", "im2col"),  # wide: 16-24% slower
     ("INPUT 32x32x3 -> CONV3-64", "im2col"),  # a first layer
     ("INPUT 56x56x128 -> CONV3-128(stride=2, round=floor)", "im2col"),  # Winograd does not apply
-    ("INPUT 14x14x128 -> CONV5-128", "winograd"),  # F(2x2, 5x5): measured 26-28% faster
-    ("INPUT 27x27x96 -> CONV5-256", "winograd"),  # AlexNet's second layer: 14-21%
-    ("INPUT 7x7x64 -> CONV5-64", "im2col"),  # 7x7: a block row and column half dropped
-    ("INPUT 14x14x16 -> CONV5-32", "im2col"),  # narrow, as for 3x3
-    ("INPUT 28x28x1 -> CONV5-32", "im2col"),  # a first layer
+    ("INPUT 14x14x128 -> CONV5-128", "winograd"),  # F(4x4, 5x5): measured 43% faster
+    ("INPUT 27x27x96 -> CONV5-256", "winograd"),  # AlexNet's second layer
+    ("INPUT 7x7x64 -> CONV5-64", "winograd"),  # 7x7: 8x8 computed, still 37% faster
+    ("INPUT 4x4x64 -> CONV5-64", "winograd"),  # one block: 39% faster
+    ("INPUT 3x3x64 -> CONV5-64", "im2col"),  # most of one block dropped
+    ("INPUT 14x14x16 -> CONV5-32", "winograd"),  # 16 channels: 24-40% faster
+    ("INPUT 14x14x8 -> CONV5-8", "im2col"),  # 8: 0.70-1.17x
+    ("INPUT 14x14x512 -> CONV5-512", "im2col"),  # 512: 10% slower
+    ("INPUT 28x28x1 -> CONV5-32", "im2col"),  # a first layer: 41% slower
     ("INPUT 56x56x128 -> CONV7-128", "im2col"),  # Winograd does not apply
     ("INPUT 56x56x128 -> CONV5-128(stride=2, round=floor)", "im2col"),
     ("INPUT 56x56x128 -> CONV3-128(dilation=2)", "im2col"),
@@ -184,7 +191,7 @@ def test_the_calculator_picks_winograd_only_where_it_was_measured_to_win(spec, e
 def test_the_benchmark_networks_use_winograd_after_their_first_layers(spec, im2col_layers,
                                                                       monkeypatch):
     """M1-M3 (benchmarks/specs) are what ``benchmarks.train_step --im2col`` measures: im2col
-    for the first layer, then M1's 5x5 layer by F(2x2, 5x5)
+    for the first layer, then M1's 5x5 layer by F(4x4, 5x5)
     and the others' by F(4x4, 3x3)."""
     monkeypatch.delenv("CNNKIT_CONV_ALGORITHM", raising=False)
     model = Model(cnnkit.load(f"benchmarks/specs/{spec}.txt"))

@@ -252,13 +252,13 @@ def _kernel_arrays(network, node, batch: int, itemsize: int, workers: int, devic
     """Values of a conv's backward the size of its kernels: those it computes the input
     gradient with (unless it reads the input batch), each chunk's weight gradient (kept
     until they are added in order), per thread the one a tile adds to it when a chunk has
-    several, and for Winograd the sums being made, 36 values per kernel pair instead of the
-    r*r each chunk returns; ``masked`` as for ``_tile``."""
+    several, and for Winograd the sums being made, n*n values per kernel pair (n x n tiles)
+    instead of the r*r each chunk returns; ``masked`` as for ``_tile``."""
     in_shape = network.nodes[node.inputs[0]].out
     kh, kw = node.attrs["kernel"]
     pairs = in_shape.c // node.attrs.get("groups", 1) * node.out.c
     method = convolution.algorithm(node.attrs, in_shape.c, (node.out.h, node.out.w))
-    summed = convolution.TILE**2 if method == "winograd" else kh * kw  # per kernel pair
+    summed = (kh + convolution.BLOCK - 1)**2 if method == "winograd" else kh * kw  # per pair
     tile, _ = _tile(network, node, batch, itemsize, workers, device, True, masked)
     tiles = -(-batch // tile)
     chunks = min(tiles, 1 if workers == 1 else CHUNKS_PER_WORKER * workers)

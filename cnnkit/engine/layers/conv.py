@@ -1,5 +1,5 @@
 """Convolution, channels last, tile by tile: im2col + one matrix product per group, or
-Winograd's F(4x4, 3x3) or F(2x2, 5x5) where the calculator predicts it is faster."""
+Winograd's F(4x4, 3x3) or F(4x4, 5x5) where the calculator predicts it is faster."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ class Conv(Layer):
         # slow to gather; their transpose, one row per tap and channel, is runs of pixels
         self.tap_major = self.groups == 1 and in_shapes[0].c <= 3
         self.output_mask = None  # the ReLU whose mask backward applies to dy (set by the Model)
-        self._kept = None  # Winograd's V of the last training forward, (36, N*blocks*C)
+        self._kept = None  # Winograd's V of the last training forward, (n*n, N*blocks*C)
         self.workspace = Scratch(xp)  # work arrays of tiles; the Model shares one among layers
 
     def _weights(self):
@@ -140,7 +140,7 @@ class Conv(Layer):
             # one this large (V is 2.25-9x the layer input) would come fresh from the OS,
             # every page faulted in and zeroed
             self._kept = None  # the last batch size's, freed before this one's is made
-            self._kept = xp.empty((convolution.TILE**2, n * self._kept_per_image), self.dtype)
+            self._kept = xp.empty((self.tiling.tile**2, n * self._kept_per_image), self.dtype)
 
         def work(tiles: list[slice], worker: int) -> None:
             buffer = self._buffers(worker)
@@ -165,7 +165,7 @@ class Conv(Layer):
 
     @property
     def _kept_per_image(self) -> int:
-        """Columns of the kept V per image: 36 rows of blocks*C values."""
+        """Columns of the kept V per image: n*n rows of blocks*C values."""
         (bh, bw) = self.tiling.blocks
         return bh * bw * self.shapes[0].c
 
@@ -201,7 +201,7 @@ class Conv(Layer):
                 if "b" in self.grads:
                     part = dy_t.reshape(-1, dy.shape[-1]).sum(axis=0)
                     d_b = part if d_b is None else xp.add(d_b, part, out=d_b)
-            if self.tiling:  # r*r values per kernel pair, not 36, wait for the other chunks
+            if self.tiling:  # r*r values per kernel pair, not n*n, wait for the other chunks
                 d_w = winograd.weight_gradient(d_w, self.tiling.kernel, xp)
             return d_w, d_b
 
@@ -254,12 +254,12 @@ class Conv(Layer):
 
     def _winograd_tile(self, tile: slice, dy, dx, buffer, u_t):
         """One tile's backward by Winograd: returns its gradient of the transformed kernels
-        (36, C, O), dU = V^T dM position by position (V as a training forward kept it, else
+        (n*n, C, O), dU = V^T dM position by position (V as a training forward kept it, else
         transformed again), and writes its input gradient into ``dx`` (when wanted) from the
-        same dM and the transformed kernels, transposed, ``u_t`` (36, O, C)."""
+        same dM and the transformed kernels, transposed, ``u_t`` (n*n, O, C)."""
         xp, kept = self.xp, self._kept_tile(tile)
         v = (winograd.transform_input(self._x[tile], self.tiling, buffer, xp) if kept is None
-             else kept.reshape(convolution.TILE**2, -1, self.shapes[0].c))
+             else kept.reshape(self.tiling.tile**2, -1, self.shapes[0].c))
         d_m = winograd.output_gradient(dy, self.tiling, buffer, xp)
         d_u = xp.matmul(v.transpose(0, 2, 1), d_m)
         if dx is not None:

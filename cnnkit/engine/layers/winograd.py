@@ -1,28 +1,31 @@
 """Winograd's minimal filtering for stride-1 convolutions (Lavin & Gray, 2016): F(4x4, 3x3)
-for 3x3 kernels and F(2x2, 5x5) for 5x5 ones, both on 6x6 tiles.
+for 3x3 kernels on 6x6 tiles and F(4x4, 5x5) for 5x5 ones on 8x8 tiles.
 
 Used by ``Conv`` for the layers where the calculator predicts it wins
 (``cnnkit.calculator.convolution.algorithm``, which says where that is and why): 3x3 or 5x5
 kernels, stride 1, no dilation or groups, and enough channels on both sides.
 
-F(m x m, r x r) computes each m x m block of outputs from a 6x6 tile ``d`` of the padded input
-(m + r - 1 = 6; tiles overlap by r - 1 pixels).  With ``V = B^T d B`` for each input channel and
-``U = G g G^T`` for each kernel ``g``, the block is ``A^T M A`` where ``M = sum over input
-channels of U * V``, element by element.  For each of the 36 positions of the transformed tile
-that sum is one matrix product (tiles x C) @ (C x K): 36 multiplications of C*K per block
-against m*m*r*r for the direct sum, 4x fewer for F(4x4, 3x3) (36 against 144) and 2.8x fewer
-for F(2x2, 5x5) (36 against 100).  The identity is exact in exact arithmetic: it is polynomial
-multiplication modulo x(x - 1)(x + 1)(x - 2)(x + 2), evaluated at 0, +-1, +-2 and infinity
-(``transforms`` builds the three matrices from those points, Cook-Toom style).  In float32 the
-coefficients (up to 5 in ``B``, 8 in ``A``, 1/24 in ``G``; 16/24 for 5x5) cost about one
-decimal digit: results differ from the direct sum by ~1e-5 relative (tests/test_winograd.py
-bounds them well inside the 1e-4 the engine promises).
+F(m x m, r x r) computes each m x m block of outputs (m = 4) from an n x n tile ``d`` of the
+padded input (n = m + r - 1: 6 or 8; tiles overlap by r - 1 pixels).  With ``V = B^T d B`` for
+each input channel and ``U = G g G^T`` for each kernel ``g``, the block is ``A^T M A`` where
+``M = sum over input channels of U * V``, element by element.  For each of the n*n positions
+of the transformed tile that sum is one matrix product (tiles x C) @ (C x K): n*n
+multiplications of C*K per block against m*m*r*r for the direct sum, 4x fewer for F(4x4,
+3x3) (36 against 144) and 6.25x fewer for F(4x4, 5x5) (64 against 400).  The identity is
+exact in exact arithmetic: it is polynomial multiplication modulo the product of (x - p)
+over n - 1 points p, evaluated at them and at infinity: 0, +-1, +-2 for 6x6 tiles, and
++-1/2 as well for 8x8 (``transforms`` builds the three matrices from the points, Cook-Toom
+style; for 6x6 they are Lavin and Gray's).  In float32 the coefficients (up to 5.25 in
+``B``, 8 in ``A``, down to 1/90 in ``G``) cost about one decimal digit: results differ from
+the direct sum by ~1e-5 relative (5e-6 to 7e-6 on 14x14 to 28x28 maps with 32-64 channels,
+both kernels; tests/test_winograd.py bounds them well inside the 1e-4 the engine promises).
 
 All three transforms are matrix products too, so NumPy (or CuPy) spends the time in BLAS:
-the 6x6 tiles of a few images (a tile of the batch, as ``Conv``'s im2col) are gathered from a
-strided view into a (36, tiles*C) array, and ``B^T d B`` for all of them is one product with
-the 36x36 matrix kron(B^T, B^T); ``A^T M A`` is one product with kron(A^T, A^T) (m*m x 36).
-The Kronecker form does 3x the multiplications of applying B^T to rows and then to columns,
+the n x n tiles of a few images (a tile of the batch, as ``Conv``'s im2col) are gathered
+from a strided view into an (n*n, tiles*C) array, and ``B^T d B`` for all of them is one
+product with the n*n x n*n matrix kron(B^T, B^T); ``A^T M A`` is one product with kron(A^T,
+A^T) (m*m x n*n).  The Kronecker form does n/2 times the multiplications of applying B^T to
+rows and then to columns,
 but in one pass over memory instead of two, which is what costs on a CPU: alone on a core
 the two-pass form transforms 1.4x faster, but with both cores busy it took 0.94-1.11x the
 Kronecker form's time per layer (measured 2026-12-03), so it is not used.  The copies
@@ -35,7 +38,7 @@ tile), which is what lets the tiles shrink to stay in a core's cache
 Backward: both gradients are the adjoints of the same maps, from one transform of the
 output gradient, ``dM = kron(A, A) dY`` (``output_gradient``).  The weight gradient is
 ``dU = V^T dM`` position by position, then ``dg = G^T dU G``, with the V that a training
-forward kept (``Conv``; 2.25x the layer's input for 3x3, 9x for 5x5: recomputing it was a
+forward kept (``Conv``; 2.25x the layer's input for 3x3, 4x for 5x5: recomputing it was a
 fifth of the backward, while im2col's rows are a cheap copy to rebuild); the input gradient is
 ``dV = dM U^T``, then ``kron(B, B) dV`` for each tile, added back where the tile was read
 (``input_gradient``).  Computing the input gradient as a convolution of dY with the flipped
@@ -51,22 +54,24 @@ from functools import cache
 
 import numpy
 
-from ...calculator.convolution import TILE, WinogradTiling
+from ...calculator.convolution import BLOCK, WinogradTiling
 
-POINTS = (0, 1, -1, 2, -2)  # and infinity: the TILE interpolation points of both algorithms
+# with infinity, the interpolation points: the first 6 for F(4x4, 3x3), all 8 for F(4x4, 5x5)
+POINTS = (0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2))
 
 
 @cache
 def transforms(r: int) -> dict[str, numpy.ndarray]:
-    """B^T (6x6), G (6 x r) and A^T (m x 6) of F(m x m, r x r), m = 7 - r, at ``POINTS``.
+    """B^T (n x n), G (n x r) and A^T (m x n) of F(m x m, r x r), m = 4, n = m + r - 1, at the
+    first n - 1 ``POINTS`` and infinity.
 
     Cook-Toom: a kernel's values at the points are G g (the finite points' rows divided by
     the product of their distances to the other points, which is what Lagrange interpolation
     leaves to the kernel's side); B^T's rows are the coefficients of the polynomials that
     vanish at all points but one (the last: at all of them); A^T evaluates the product back
     at the output positions.  Exact fractions until the end."""
-    m = TILE + 1 - r
-    finite = [Fraction(p) for p in POINTS]
+    m = BLOCK
+    finite = [Fraction(p) for p in POINTS[:m + r - 2]]
 
     def poly(roots) -> list[Fraction]:  # coefficients of prod (x - root), lowest first
         coefficients = [Fraction(1)]
@@ -92,35 +97,35 @@ def _matrix(r: int, name: str, xp, dtype: str):
 
 
 def weights(w, xp):
-    """U = G g G^T of every kernel of ``w`` (r, r, C, K): (36, C, K), one matrix per position
-    (one product with kron(G, G), 36 x r*r, which allocates nothing but U)."""
+    """U = G g G^T of every kernel of ``w`` (r, r, C, K): (n*n, C, K), one matrix per
+    position (one product with kron(G, G), n*n x r*r, which allocates nothing but U)."""
     r = w.shape[0]
     u = xp.matmul(_matrix(r, "kernel", xp, w.dtype.str), w.reshape(r * r, -1))
-    return u.reshape((TILE * TILE,) + w.shape[2:])
+    return u.reshape((-1,) + w.shape[2:])
 
 
 def transposed_weights(w, xp):
-    """U^T (36, K, C), contiguous, which the input gradient multiplies by: NumPy's stacked
+    """U^T (n*n, K, C), contiguous, which the input gradient multiplies by: NumPy's stacked
     matmul ran a transposed view of U as its second operand at 60-70% of the speed of a
     contiguous array (62-70 against 103-107 GFLOP/s on tiles of M1's 5x5 layer)."""
     return xp.ascontiguousarray(weights(w, xp).transpose(0, 2, 1))
 
 
 def weight_gradient(d_u, r: int, xp):
-    """The gradient of the r x r kernels (r, r, C, K) from that of their transforms (36, C, K)
+    """The gradient of the r x r kernels (r, r, C, K) from that of their transforms (n*n, C, K)
     (the adjoint of ``weights``)."""
-    d_w = xp.matmul(_matrix(r, "kernel_gradient", xp, d_u.dtype.str), d_u.reshape(TILE * TILE, -1))
+    d_w = xp.matmul(_matrix(r, "kernel_gradient", xp, d_u.dtype.str), d_u.reshape(len(d_u), -1))
     return d_w.reshape((r, r) + d_u.shape[1:])
 
 
 def transform_input(x, tiling: WinogradTiling, buffer, xp, out=None):
-    """V = B^T d B of every 6x6 tile of the images ``x`` (t, H, W, C): (36, t*blocks, C), in
-    ``out`` (36, t*blocks*C; rows may be strided) if given, else in a work array.
+    """V = B^T d B of every n x n tile of the images ``x`` (t, H, W, C): (n*n, t*blocks, C),
+    in ``out`` (n*n, t*blocks*C; rows may be strided) if given, else in a work array.
 
     ``buffer(name, shape)`` hands out the work arrays (contents undefined)."""
     t, h, w, c = x.shape
     top, _, left, _ = tiling.pad
-    (bh, bw), m = tiling.blocks, tiling.block
+    (bh, bw), m, n = tiling.blocks, tiling.block, tiling.tile
     padded = buffer("padded", (t,) + tiling.padded_hw + (c,))
     padded[:, :top] = 0
     padded[:, top + h:] = 0
@@ -129,11 +134,11 @@ def transform_input(x, tiling: WinogradTiling, buffer, xp, out=None):
     padded[:, top:top + h, left:left + w] = x
     s = padded.strides  # tile (i, j) of block (p, q) is padded pixel (m*p + i, m*q + j)
     view = xp.lib.stride_tricks.as_strided(
-        padded, shape=(TILE, TILE, t, bh, bw, c),
+        padded, shape=(n, n, t, bh, bw, c),
         strides=(s[1], s[2], s[0], m * s[1], m * s[2], s[3]))
     tiles = buffer("tiles", view.shape)
     tiles[...] = view
-    v = buffer("transformed", (TILE * TILE, t * bh * bw * c)) if out is None else out
+    v = buffer("transformed", (n * n, t * bh * bw * c)) if out is None else out
     xp.matmul(_matrix(tiling.kernel, "input", xp, x.dtype.str), tiles.reshape(v.shape[0], -1),
               out=v)
     return v.reshape(v.shape[0], t * bh * bw, c)
@@ -141,7 +146,7 @@ def transform_input(x, tiling: WinogradTiling, buffer, xp, out=None):
 
 def convolve(x, u, tiling: WinogradTiling, y, buffer, xp, kept=None) -> None:
     """Writes into ``y`` (t, Ho, Wo, K) the convolution of the images ``x`` with the
-    transformed kernels ``u`` (36, C, K) (no bias); V goes into ``kept`` if given (see
+    transformed kernels ``u`` (n*n, C, K) (no bias); V goes into ``kept`` if given (see
     ``transform_input``), for the weight gradient."""
     v = transform_input(x, tiling, buffer, xp, kept)
     t, k = len(x), u.shape[2]
@@ -156,7 +161,7 @@ def convolve(x, u, tiling: WinogradTiling, y, buffer, xp, kept=None) -> None:
 
 
 def output_gradient(dy, tiling: WinogradTiling, buffer, xp):
-    """dM = A dY A^T of every m x m block of ``dy`` (t, Ho, Wo, K): (36, t*blocks, K)."""
+    """dM = A dY A^T of every m x m block of ``dy`` (t, Ho, Wo, K): (n*n, t*blocks, K)."""
     t, ho, wo, k = dy.shape
     (bh, bw), m = tiling.blocks, tiling.block
     blocks = buffer("blocks", (m, m, t, bh, bw, k))
@@ -164,7 +169,7 @@ def output_gradient(dy, tiling: WinogradTiling, buffer, xp):
         blocks[...] = 0  # outputs beyond the map, computed from padding and dropped in forward
     for pixels, where in _block_pieces(dy, m):
         _block_values(blocks, *where)[...] = pixels
-    d_m = buffer("products", (TILE * TILE, t * bh * bw * k))
+    d_m = buffer("products", (tiling.tile**2, t * bh * bw * k))
     xp.matmul(_matrix(tiling.kernel, "output_gradient", xp, dy.dtype.str),
               blocks.reshape(m * m, -1), out=d_m)
     return d_m.reshape(d_m.shape[0], t * bh * bw, k)
@@ -172,8 +177,8 @@ def output_gradient(dy, tiling: WinogradTiling, buffer, xp):
 
 def input_gradient(d_m, u_t, tiling: WinogradTiling, dx, buffer, xp) -> None:
     """Writes into ``dx`` (t, H, W, C) the input gradient of ``convolve`` from the output
-    gradient's transform ``d_m`` (36, t*blocks, K) (``output_gradient``, which the weight
-    gradient needs too) and the transformed kernels, transposed, ``u_t`` (36, K, C)
+    gradient's transform ``d_m`` (n*n, t*blocks, K) (``output_gradient``, which the weight
+    gradient needs too) and the transformed kernels, transposed, ``u_t`` (n*n, K, C)
     (``transposed_weights``): the adjoint of each
     step of forward, dV = dM U^T position by position, then d = kron(B, B) dV for each tile,
     then the tiles added back where they were read from.  They overlap by r - 1 pixels; seen
@@ -181,15 +186,15 @@ def input_gradient(d_m, u_t, tiling: WinogradTiling, dx, buffer, xp) -> None:
     few a, b (2x2 for 3x3 kernels, 3x3 for 5x5), so the sum is one addition per (a, b) of
     all tiles at once."""
     t, h, w, c = dx.shape
-    (bh, bw), m = tiling.blocks, tiling.block
-    d_v = buffer("transformed", (TILE * TILE, d_m.shape[1], c))
+    (bh, bw), m, n = tiling.blocks, tiling.block, tiling.tile
+    d_v = buffer("transformed", (n * n, d_m.shape[1], c))
     xp.matmul(d_m, u_t, out=d_v)
-    d_tiles = buffer("tiles", (TILE, TILE, t, bh, bw, c))
-    xp.matmul(_matrix(tiling.kernel, "input", xp, dx.dtype.str).T, d_v.reshape(TILE * TILE, -1),
-              out=d_tiles.reshape(TILE * TILE, -1))
+    d_tiles = buffer("tiles", (n, n, t, bh, bw, c))
+    xp.matmul(_matrix(tiling.kernel, "input", xp, dx.dtype.str).T, d_v.reshape(n * n, -1),
+              out=d_tiles.reshape(n * n, -1))
     padded = buffer("padded", (t,) + tiling.padded_hw + (c,))
     grid = _blocked(padded, m)  # (t, block row, i, block column, j, C)
-    spans = range(-(-TILE // m))
+    spans = range(-(-n // m))
     for a in spans:
         for b in spans:
             part = d_tiles[a * m:(a + 1) * m, b * m:(b + 1) * m]  # (i, j, t, bh, bw, C)
