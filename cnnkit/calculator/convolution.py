@@ -97,7 +97,10 @@ class WinogradTiling:
         blocks, tile = self.blocks[0] * self.blocks[1], self.tile**2
         return {"padded": self.padded_hw[0] * self.padded_hw[1] * c, "tiles": tile * blocks * c,
                 "transformed": tile * blocks * c, "products": tile * blocks * k,
-                "blocks": self.block**2 * blocks * k}
+                "blocks": self.block**2 * blocks * k,
+                # a transform applied along one axis of the tiles (the largest: B^T's of
+                # the input tiles or A^T's of the products)
+                "one_axis": self.tile * max(self.tile * c, self.block * k) * blocks}
 
 
 def transposed_pad(attrs: dict) -> tuple[int, int, int, int] | None:
@@ -125,11 +128,13 @@ def tile_values(attrs: dict, in_shape, out_shape, backward: bool, input_grad: bo
     of an evaluating model, as for a saliency map) backward transforms its tiles again."""
     c, k = in_shape.c, out_shape.c
     if (method or algorithm(attrs, c, (out_shape.h, out_shape.w))) == "winograd":
-        values = _winograd_tiling(attrs, in_shape).values(c, k)
+        tiling = _winograd_tiling(attrs, in_shape)
+        values = tiling.values(c, k)
         if training and not backward:
             del values["transformed"]
-        elif training and not input_grad:  # dW = V^T dM: dY's blocks and dM only
-            values = {key: values[key] for key in ("blocks", "products")}
+        elif training and not input_grad:  # dW = V^T dM: dY's blocks, A along one axis, dM
+            values = {"blocks": values["blocks"], "products": values["products"],
+                      "one_axis": values["blocks"] * tiling.tile // tiling.block}
         passes = [values]
     else:
         (kh, kw), pad = attrs["kernel"], attrs.get("pad", (0, 0, 0, 0))
@@ -148,7 +153,7 @@ def tile_values(attrs: dict, in_shape, out_shape, backward: bool, input_grad: bo
 def kept_transform(attrs: dict, in_shape, out_shape) -> int:
     """Values per image of Winograd's transformed input V (n*n per tile and input channel),
     which a layer's training forward keeps for the weight gradient: recomputing it there
-    (gathering the tiles again and one product with kron(B^T, B^T)) was a fifth of the
+    (gathering the tiles again and transforming them) was a fifth of the
     backward.  0 for an im2col layer, which rebuilds its rows instead (a cheap copy)."""
     if algorithm(attrs, in_shape.c, (out_shape.h, out_shape.w)) != "winograd":
         return 0

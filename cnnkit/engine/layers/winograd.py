@@ -22,25 +22,26 @@ both kernels; tests/test_winograd.py bounds them well inside the 1e-4 the engine
 
 All three transforms are matrix products too, so NumPy (or CuPy) spends the time in BLAS:
 the n x n tiles of a few images (a tile of the batch, as ``Conv``'s im2col) are gathered
-from a strided view into an (n*n, tiles*C) array, and ``B^T d B`` for all of them is one
-product with the n*n x n*n matrix kron(B^T, B^T); ``A^T M A`` is one product with kron(A^T,
-A^T) (m*m x n*n).  The Kronecker form does n/2 times the multiplications of applying B^T to
-rows and then to columns,
-but in one pass over memory instead of two, which is what costs on a CPU: alone on a core
-the two-pass form transforms 1.4x faster, but with both cores busy it took 0.94-1.11x the
-Kronecker form's time per layer (measured 2026-12-03), so it is not used.  The copies
-between the products go m x m block by block (``_block_pieces``): the output blocks into
-the map and back, and backward's tiles added into the padded input, one array operation per
-piece instead of one per pixel of a block or tile (4-36 calls of a few microseconds each per
-tile), which is what lets the tiles shrink to stay in a core's cache
+from a strided view into an (n*n, tiles*C) array, and ``B^T d B`` for all of them is two
+products (``_on_both_axes``): B^T along the tiles' rows, then a batch of n products along
+their columns; ``A^T M A`` likewise.  One product with the Kronecker matrix kron(B^T, B^T)
+(n*n x n*n) computes the same in one pass over memory but with n/2 times the
+multiplications, and BLAS runs such short products (36 or 64 terms) at half its peak: while
+a tile's arrays spilled out of the core's cache (4 MiB tiles, 2026-12-03) the two passes
+were no faster with both cores busy, but in cache-sized tiles they made the training steps
+of M1-M3 9-14% faster and inference 13-19% (2026-12-04).  The copies between the products go
+m x m block by block (``_block_pieces``): the output blocks into the map and back, and
+backward's tiles added into the padded input, one array operation per piece instead of one
+per pixel of a block or tile (4-36 calls of a few microseconds each per tile), which is
+what lets the tiles shrink to stay in a core's cache
 (``cnnkit.calculator.memory.tile_bytes``).
 
 Backward: both gradients are the adjoints of the same maps, from one transform of the
-output gradient, ``dM = kron(A, A) dY`` (``output_gradient``).  The weight gradient is
+output gradient, ``dM = A dY A^T`` (``output_gradient``).  The weight gradient is
 ``dU = V^T dM`` position by position, then ``dg = G^T dU G``, with the V that a training
 forward kept (``Conv``; 2.25x the layer's input for 3x3, 4x for 5x5: recomputing it was a
 fifth of the backward, while im2col's rows are a cheap copy to rebuild); the input gradient is
-``dV = dM U^T``, then ``kron(B, B) dV`` for each tile, added back where the tile was read
+``dV = dM U^T``, then ``B dV B^T`` for each tile, added back where the tile was read
 (``input_gradient``).  Computing the input gradient as a convolution of dY with the flipped
 kernels instead (as im2col does) would transform dY a second time, from K channels, and
 then the result: measured, the adjoint makes a layer's backward 2-20% faster (most where
@@ -85,8 +86,7 @@ def transforms(r: int) -> dict[str, numpy.ndarray]:
     g = [[p**j / s for j in range(r)] for p, s in zip(finite, scale)] + [[0] * (r - 1) + [1]]
     a_t = [[p**i for p in finite] + [int(i == m - 1)] for i in range(m)]
     b_t, g, a_t = (numpy.array(rows, dtype=float) for rows in (b_t, g, a_t))
-    return {"B_T": b_t, "G": g, "A_T": a_t, "input": numpy.kron(b_t, b_t),
-            "output": numpy.kron(a_t, a_t), "output_gradient": numpy.kron(a_t, a_t).T.copy(),
+    return {"B_T": b_t, "B": b_t.T.copy(), "G": g, "A_T": a_t, "A": a_t.T.copy(),
             "kernel": numpy.kron(g, g), "kernel_gradient": numpy.kron(g, g).T.copy()}
 
 
@@ -139,9 +139,18 @@ def transform_input(x, tiling: WinogradTiling, buffer, xp, out=None):
     tiles = buffer("tiles", view.shape)
     tiles[...] = view
     v = buffer("transformed", (n * n, t * bh * bw * c)) if out is None else out
-    xp.matmul(_matrix(tiling.kernel, "input", xp, x.dtype.str), tiles.reshape(v.shape[0], -1),
-              out=v)
+    _on_both_axes(_matrix(tiling.kernel, "B_T", xp, x.dtype.str), tiles, v, buffer, xp)
     return v.reshape(v.shape[0], t * bh * bw, c)
+
+
+def _on_both_axes(a, x, out, buffer, xp) -> None:
+    """Writes kron(a, a) ``x`` into ``out`` (p*p, N) for ``x`` (q*q, N) with rows in tile order
+    (i, j): the p x q matrix ``a`` along i, then along j, two products (one with p rows, one a
+    batch of p) through the work array "one_axis" (p*N values)."""
+    p, q = a.shape
+    one_axis = buffer("one_axis", (p, x.size // q))
+    xp.matmul(a, x.reshape(q, -1), out=one_axis)
+    xp.matmul(a, one_axis.reshape(p, q, -1), out=out.reshape(p, p, -1))
 
 
 def convolve(x, u, tiling: WinogradTiling, y, buffer, xp, kept=None) -> None:
@@ -154,8 +163,8 @@ def convolve(x, u, tiling: WinogradTiling, y, buffer, xp, kept=None) -> None:
     products = buffer("products", (v.shape[0], v.shape[1], k))
     xp.matmul(v, u, out=products)
     blocks = buffer("blocks", (m, m, t, bh, bw, k))
-    xp.matmul(_matrix(tiling.kernel, "output", xp, products.dtype.str),
-              products.reshape(v.shape[0], -1), out=blocks.reshape(m * m, -1))
+    _on_both_axes(_matrix(tiling.kernel, "A_T", xp, products.dtype.str), products,
+                  blocks.reshape(m * m, -1), buffer, xp)
     for pixels, where in _block_pieces(y, m):  # fewer than bh x bw blocks where a size is
         pixels[...] = _block_values(blocks, *where)  # not a multiple of m
 
@@ -170,8 +179,7 @@ def output_gradient(dy, tiling: WinogradTiling, buffer, xp):
     for pixels, where in _block_pieces(dy, m):
         _block_values(blocks, *where)[...] = pixels
     d_m = buffer("products", (tiling.tile**2, t * bh * bw * k))
-    xp.matmul(_matrix(tiling.kernel, "output_gradient", xp, dy.dtype.str),
-              blocks.reshape(m * m, -1), out=d_m)
+    _on_both_axes(_matrix(tiling.kernel, "A", xp, dy.dtype.str), blocks, d_m, buffer, xp)
     return d_m.reshape(d_m.shape[0], t * bh * bw, k)
 
 
@@ -179,19 +187,18 @@ def input_gradient(d_m, u_t, tiling: WinogradTiling, dx, buffer, xp) -> None:
     """Writes into ``dx`` (t, H, W, C) the input gradient of ``convolve`` from the output
     gradient's transform ``d_m`` (n*n, t*blocks, K) (``output_gradient``, which the weight
     gradient needs too) and the transformed kernels, transposed, ``u_t`` (n*n, K, C)
-    (``transposed_weights``): the adjoint of each
-    step of forward, dV = dM U^T position by position, then d = kron(B, B) dV for each tile,
-    then the tiles added back where they were read from.  They overlap by r - 1 pixels; seen
-    as m x m blocks, tile (p, q) covers the blocks (p + a, q + b) of the padded input for a
-    few a, b (2x2 for 3x3 kernels, 3x3 for 5x5), so the sum is one addition per (a, b) of
-    all tiles at once."""
+    (``transposed_weights``): the adjoint of each step of forward, dV = dM U^T position by
+    position, then d = B dV B^T for each tile, then the tiles added back where they were read
+    from.  They overlap by r - 1 pixels; seen as m x m blocks, tile (p, q) covers the blocks
+    (p + a, q + b) of the padded input for a, b in {0, 1} (a tile is 6 or 8 pixels, a block
+    4), so the sum is one addition per (a, b) of all tiles at once."""
     t, h, w, c = dx.shape
     (bh, bw), m, n = tiling.blocks, tiling.block, tiling.tile
     d_v = buffer("transformed", (n * n, d_m.shape[1], c))
     xp.matmul(d_m, u_t, out=d_v)
     d_tiles = buffer("tiles", (n, n, t, bh, bw, c))
-    xp.matmul(_matrix(tiling.kernel, "input", xp, dx.dtype.str).T, d_v.reshape(n * n, -1),
-              out=d_tiles.reshape(n * n, -1))
+    _on_both_axes(_matrix(tiling.kernel, "B", xp, dx.dtype.str), d_v,
+                  d_tiles.reshape(n * n, -1), buffer, xp)
     padded = buffer("padded", (t,) + tiling.padded_hw + (c,))
     grid = _blocked(padded, m)  # (t, block row, i, block column, j, C)
     spans = range(-(-n // m))
