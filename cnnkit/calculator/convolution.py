@@ -2,31 +2,30 @@
 
 Two algorithms (``cnnkit.engine.layers.conv``): im2col + one matrix product, for every
 convolution, and Winograd's F(4x4, 3x3) and F(4x4, 5x5) (``cnnkit.engine.layers.winograd``)
-for 3x3 and 5x5 stride-1 ungrouped undilated ones.  Winograd multiplies n*n*C*K times per
-4x4 block of outputs, from an n x n tile (n = 6 for 3x3: 2.25*C*K per output pixel instead of
-9*C*K; n = 8 for 5x5: 4*C*K instead of 25*C*K), but adds three transforms, each a product
-with a small matrix (n*n x n*n, 16 x n*n) that BLAS runs at about half its peak, and n*n
-products per tile of images where im2col does one.  Measured with NumPy on this project's
-2-core machines, an Intel Xeon and an AMD EPYC (benchmarks/RESULTS.md, "Winograd F(4x4,
-3x3) against im2col", "The Winograd band on a second machine" and "F(4x4, 5x5)";
-``python -m benchmarks.conv_algorithms``), that pays for 3x3 layers with 32 to 256
-channels on both sides, on maps of at least 8x8: 12-49% faster, forward and backward
-together (most for 64-256 channels).  32 in and out was even (Xeon) to 18% slower (EPYC)
-while each tile paid for one copy per pixel of its blocks; with V kept for backward,
-block-wise copies and cache-sized tiles (2026-12-04) it ran 7-24% faster on the EPYC in 6
-of 7 cases (one 5% slower), and M2's step took 0.90-0.96x the time with its second layer
-so.  With fewer channels (first layers, 16) the transforms cost more than the products save;
-with 512 the 36 matrices of transformed kernels (36*C*K values, 38 MB at 512x512) are read
-once per tile, and on the Xeon the layer ran 16% slower on 14x14 maps and only 6% faster on
-28x28 ones (22-99% slower in earlier runs); on 7x7 maps a quarter of the computed outputs
-are dropped (Xeon 14% slower).  The EPYC won 21-42% at 512 channels and 24% on 7x7x256
-maps: where the machines disagree the band keeps im2col, which is never far off.  A 5x5
-layer saves more (6.25x fewer multiplications), so its band is wider: 16 to 256 channels on
-both sides, maps of at least 4x4, 20-53% faster on the EPYC (7x7 and 4x4 maps 27-39%; 8
-channels in and out 0.70-1.17x, 512 1.10x, one input channel 1.41x).  (Until 2026-12-04
-5x5 layers used F(2x2, 5x5) on 6x6 tiles, 9*C*K multiplications per output, and won only
-4-35%, with 64 channels on one side.)  ``algorithm`` encodes the bands (``WINOGRAD_BANDS``); a
-layer uses one algorithm in forward and backward.
+for 3x3 and 5x5 stride-1 ungrouped undilated ones. Winograd multiplies n*n*C*K times per 4x4
+block of outputs, from an n x n tile (n = 6 for 3x3: 2.25*C*K per output pixel instead of
+9*C*K; n = 8 for 5x5: 4*C*K instead of 25*C*K), but adds three transforms, each two products
+with a small matrix (n x n or 4 x n) along the tiles' axes, which BLAS runs far below its
+peak, and n*n products per tile of images where im2col does one. Measured with NumPy on this
+project's 2-core machines, an Intel Xeon and an AMD EPYC (benchmarks/RESULTS.md, "Winograd
+F(4x4, 3x3) against im2col", "The Winograd band on a second machine" and "2026-12-04,
+evening"; ``python -m benchmarks.conv_algorithms``), that pays for 3x3 layers with 16 to 256
+channels on both sides, on maps of at least 8x8, and for 5x5 layers with 8 to 256 on maps of
+at least 4x4. Until 2026-12-04 (F(2x2, 5x5) for 5x5, transforms by Kronecker products, one
+copy per pixel of a block, 4 MiB tiles) 3x3 layers won 12-49% forward and backward together
+with 32 to 256 channels and at least 64 on one side, and lost with 32 in and out (even on
+the Xeon, 18% slower on the EPYC) or 16 (the transforms cost more than the products saved);
+5x5 layers won 4-35%, with 64 channels on one side. With the transforms along one axis at a
+time, block-wise copies and cache-sized tiles the EPYC ran 3x3 layers of 16 channels in
+0.61-0.84x im2col's time (8: 0.90x), 32 to 32 in 0.67-0.93x (once 1.05x), and 5x5 layers of
+8-256 channels in 0.47-0.88x (7x7 maps of 8 channels 1.00x). With 512 channels the 36 (or
+64) matrices of transformed kernels (38 MB at 512x512 for 3x3) are read once per tile: on
+the Xeon the layer ran 16% slower on 14x14 maps and only 6% faster on 28x28 ones, the EPYC
+19% slower on 14x14 and 32% faster on 28x28, 5x5 4% slower; on 7x7 maps a quarter of a 3x3
+layer's computed outputs are dropped (Xeon 14% slower, EPYC 0.94x; 4x4 maps 1.04x). Where
+the machines or the map sizes disagree the band keeps im2col, which is never far off.
+``algorithm`` encodes the bands (``WINOGRAD_BANDS``); a layer uses one algorithm in forward
+and backward.
 
 ``CNNKIT_CONV_ALGORITHM=im2col`` (or ``winograd``, wherever it applies) overrides the
 prediction, for comparisons; the default is ``auto``.
@@ -41,7 +40,7 @@ import os
 
 # per kernel size, where Winograd computes a layer: channels on both sides within
 # (fewest, most), output maps at least this high and wide
-WINOGRAD_BANDS = {3: ((32, 256), 8), 5: ((16, 256), 4)}
+WINOGRAD_BANDS = {3: ((16, 256), 8), 5: ((8, 256), 4)}
 BLOCK = 4  # Winograd's output blocks are 4x4: F(4x4, 3x3) on 6x6 tiles, F(4x4, 5x5) on 8x8
 
 
