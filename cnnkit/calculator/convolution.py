@@ -47,6 +47,12 @@ BLOCK = 4  # Winograd's output blocks are 4x4: F(4x4, 3x3) on 6x6 tiles, F(4x4, 
 CHOICES = ("auto", "im2col", "winograd")
 
 
+def winograd_tile(kernel: int) -> int:
+    """Input pixels per side of the tile from which Winograd computes a BLOCK x BLOCK block
+    of an r x r convolution's outputs: BLOCK + r - 1 (6 for 3x3, 8 for 5x5)."""
+    return BLOCK + kernel - 1
+
+
 def winograd_applies(attrs: dict) -> bool:
     """Whether F(4x4, 3x3) or F(4x4, 5x5) computes this convolution: a 3x3 or 5x5 kernel,
     stride 1, no dilation or groups."""
@@ -80,7 +86,7 @@ class WinogradTiling:
     def __init__(self, in_hw: tuple[int, int], pad: tuple[int, int, int, int], kernel: int = 3):
         self.in_hw, self.pad, self.kernel = tuple(in_hw), tuple(pad), kernel
         self.block = m = BLOCK
-        self.tile = m + kernel - 1  # input pixels per tile side
+        self.tile = winograd_tile(kernel)
         top, bottom, left, right = pad
         self.out_hw = (in_hw[0] + top + bottom - kernel + 1, in_hw[1] + left + right - kernel + 1)
         self.blocks = (-(-self.out_hw[0] // m), -(-self.out_hw[1] // m))

@@ -258,7 +258,7 @@ def _kernel_arrays(network, node, batch: int, itemsize: int, workers: int, devic
     kh, kw = node.attrs["kernel"]
     pairs = in_shape.c // node.attrs.get("groups", 1) * node.out.c
     method = convolution.algorithm(node.attrs, in_shape.c, (node.out.h, node.out.w))
-    summed = (kh + convolution.BLOCK - 1)**2 if method == "winograd" else kh * kw  # per pair
+    summed = convolution.winograd_tile(kh)**2 if method == "winograd" else kh * kw  # per pair
     tile, _ = _tile(network, node, batch, itemsize, workers, device, True, masked)
     tiles = -(-batch // tile)
     chunks = min(tiles, 1 if workers == 1 else CHUNKS_PER_WORKER * workers)

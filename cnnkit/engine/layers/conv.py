@@ -137,7 +137,7 @@ class Conv(Layer):
             self._kept = None
         elif self._kept is None or self._kept.shape[1] != n * self._kept_per_image:
             # one array for every training step of this batch size: freed and made again,
-            # one this large (V is 2.25-9x the layer input) would come fresh from the OS,
+            # one this large (V is 2.25-4x the layer input) would come fresh from the OS,
             # every page faulted in and zeroed
             self._kept = None  # the last batch size's, freed before this one's is made
             self._kept = xp.empty((self.tiling.tile**2, n * self._kept_per_image), self.dtype)

@@ -55,7 +55,7 @@ from functools import cache
 
 import numpy
 
-from ...calculator.convolution import BLOCK, WinogradTiling
+from ...calculator.convolution import BLOCK, WinogradTiling, winograd_tile
 
 # with infinity, the interpolation points: the first 6 for F(4x4, 3x3), all 8 for F(4x4, 5x5)
 POINTS = (0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2))
@@ -72,7 +72,7 @@ def transforms(r: int) -> dict[str, numpy.ndarray]:
     vanish at all points but one (the last: at all of them); A^T evaluates the product back
     at the output positions.  Exact fractions until the end."""
     m = BLOCK
-    finite = [Fraction(p) for p in POINTS[:m + r - 2]]
+    finite = [Fraction(p) for p in POINTS[:winograd_tile(r) - 1]]
 
     def poly(roots) -> list[Fraction]:  # coefficients of prod (x - root), lowest first
         coefficients = [Fraction(1)]
