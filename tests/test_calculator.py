@@ -101,14 +101,15 @@ def test_training_memory_formula():
     # it) and the logits; at most the logits' gradient and the FC's input gradient at once
     # (3 + 32: the RELU passes its gradient on, the conv applies its mask), or that 32 and,
     # while the conv's backward runs, the weight gradients of its two chunks of one tile
-    # each (2 x 18 values, 36 over the batch of 10: 4 per image); im2col tiles of
-    # 5 images (10 over 2 threads) per thread: rows 5*16*9, padded input 5*6*6*1 and, in
+    # each (2 x 20 values with the bias's, 40 over the batch of 10: 4 per image); im2col
+    # tiles of 5 images (10 over 2 threads) per thread: rows 5*16*(9 + 1) (the taps and the
+    # bias's row of ones), padded input 5*6*6*1 and, in
     # backward, the masked output gradient 5*16*2 values (a layer reading the input batch
     # computes no input gradient in training)
     terms = executor_terms(cnnkit.parse("INPUT 4x4x1 -> CONV3-2 -> RELU -> FC-3"), batch=10,
                            dtype="float64", workers=2)
     assert terms == {"activations": 16 + 32 + 3, "gradients": 32 + 4,
-                     "workspace": 2 * (5 * 16 * 9 + 5 * 6 * 6 * 1 + 5 * 16 * 2) * 8}
+                     "workspace": 2 * (5 * 16 * 10 + 5 * 6 * 6 * 1 + 5 * 16 * 2) * 8}
     # behind another layer, the tiles are sized for backward too, whose input gradient is an
     # im2col of the padded 6x6x2 output gradient: rows 5*16*(9*2), padded 5*6*6*2
     deeper = executor_terms(cnnkit.parse("INPUT 4x4x1 -> RELU -> CONV3-2 -> FC-3"), batch=10,

@@ -267,7 +267,9 @@ def _kernel_arrays(network, node, batch: int, itemsize: int, workers: int, devic
     values = (node.inputs[0] != 0) * summed + chunks * kh * kw + adding * summed
     if summed != kh * kw:
         values += busy * summed
-    return values * pairs
+    # the partial weight gradients of rows with a row of ones hold the bias's too
+    ones = method == "im2col" and convolution.bias_row(node.attrs, in_shape.c)
+    return values * pairs + ones * (chunks + adding) * node.out.c
 
 
 def _tile(network, node, batch: int, itemsize: int, workers: int, device: str,

@@ -61,12 +61,17 @@ class Conv(Layer):
         self.tiling = (convolution.WinogradTiling(self.window.in_hw, self.window.pad, kh)
                        if self.algorithm == "winograd" else None)
         self.transposed = transposed_window(self.window, self.groups, node, in_shapes[0])
-        # few input channels (a first layer): im2col's rows would be runs of 1-3 values,
-        # slow to gather; their transpose, one row per tap and channel, is runs of pixels
-        self.tap_major = self.groups == 1 and in_shapes[0].c <= 3
+        self.tap_major = convolution.tap_major(attrs, in_shapes[0].c)
         self.output_mask = None  # the ReLU whose mask backward applies to dy (set by the Model)
         self._kept = None  # Winograd's V of the last training forward, (n*n, N*blocks*C)
         self.workspace = Scratch(xp)  # work arrays of tiles; the Model shares one among layers
+
+    @property
+    def bias_row(self) -> bool:
+        """Whether the tap-major rows of an im2col layer carry a row of ones for the bias
+        (``convolution.tap_major``)."""
+        return (self.tiling is None and self.tap_major
+                and convolution.bias_row(self.node.attrs, self.shapes[0].c))
 
     def _weights(self):
         """W as (G, K/G, O/G): one matrix per group."""
@@ -108,7 +113,8 @@ class Conv(Layer):
     def _rows(self, x, tile: slice, buffer, window: Window | None = None):
         """im2col of the images ``x[tile]`` for ``window`` (the layer's by default):
         (G, t*Ho*Wo, K/G), in the worker's buffer; for a ``tap_major`` layer's own window,
-        its transpose (K, t*Ho*Wo)."""
+        its transpose (K, t*Ho*Wo), and a row of ones below it if the layer has a bias
+        (``bias_row``)."""
         window, x_t = window or self.window, x[tile]
         t = len(x_t)
         if any(window.pad):
@@ -116,9 +122,12 @@ class Conv(Layer):
                                               x.dtype), 0)
         if self.tap_major and window is self.window:
             view = window.taps(x_t)  # (kh, kw, C, t, Ho, Wo)
-            rows = buffer("rows", view.shape, x.dtype)
-            rows[...] = view
-            return rows.reshape(-1, t * window.out_hw[0] * window.out_hw[1])
+            taps = view.shape[0] * view.shape[1] * view.shape[2]
+            rows = buffer("rows", (taps + self.bias_row, t * window.out_hw[0] * window.out_hw[1]),
+                          x.dtype)
+            rows[:taps].reshape(view.shape)[...] = view
+            rows[taps:] = 1
+            return rows
         view = window.columns(x_t, self.groups)  # (G, t, Ho, Wo, kh, kw, C/G)
         rows = buffer("rows", view.shape, x.dtype)
         rows[...] = view  # the im2col copy
@@ -131,6 +140,8 @@ class Conv(Layer):
         out = self.params["W"].shape[-1]
         w_g, bias = self._weights(), self.params.get("b")
         y = xp.empty((n,) + self.window.out_hw + (out,), xp.result_type(x, w_g))
+        if self.bias_row:  # the bias as the weights of the rows' row of ones
+            w_g, bias = xp.concatenate([w_g[0], bias[None]])[None], None
         chunks = self._chunks(n, training=train)
         u = winograd.weights(self.params["W"], xp) if self.tiling else None
         if u is None or not train:
@@ -198,7 +209,7 @@ class Conv(Layer):
                 dy_t = self._output_gradient(dy, tile, buffer)
                 part = tile_pass(tile, dy_t, None if dx is None else dx[tile], buffer, kernels)
                 d_w = part if d_w is None else xp.add(d_w, part, out=d_w)
-                if "b" in self.grads:
+                if "b" in self.grads and not self.bias_row:
                     part = dy_t.reshape(-1, dy.shape[-1]).sum(axis=0)
                     d_b = part if d_b is None else xp.add(d_b, part, out=d_b)
             if self.tiling:  # r*r values per kernel pair, not n*n, wait for the other chunks
@@ -211,6 +222,8 @@ class Conv(Layer):
             d_w += more_w
             if d_b is not None:
                 d_b += more_b
+        if self.bias_row:  # the product with the row of ones: dy summed over pixels
+            d_w, d_b = d_w[..., :-1], d_w[0, :, -1]
         if self.tiling:
             self.grads["W"][...] = d_w
         else:
@@ -237,7 +250,7 @@ class Conv(Layer):
         xp, groups, every = self.xp, self.groups, slice(None)
         rows = self._rows(self._x, tile, buffer)
         dy_g = dy.reshape(-1, groups, dy.shape[-1] // groups).transpose(1, 0, 2)
-        if self.tap_major:  # (K, m) @ (m, O), seen as (1, O, K)
+        if self.tap_major:  # (K, m) @ (m, O), seen as (1, O, K) (K + 1 with ``bias_row``)
             d_w = xp.matmul(rows, dy_g[0]).T[None]
         else:
             # transposing dy rather than rows spares CuPy, which copies transposed operands,
