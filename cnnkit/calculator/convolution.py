@@ -50,15 +50,15 @@ CHOICES = ("auto", "im2col", "winograd")
 def tap_major(attrs: dict, c: int) -> bool:
     """Whether im2col lays its rows out transposed, one row per kernel tap and channel (runs
     of pixels), for a layer reading ``c`` channels: ungrouped, 1-3 channels (a first layer),
-    where row-major rows would be runs of 1-3 values, slow to gather.  A biased one adds a
-    row of ones, so that the products add the bias and sum its gradient: its output tile
-    spills out of the cache, and a separate pass over it cost 0.6-1.3 ms of a 3.5-5 ms
-    forward (M1's and M2's first layers, batch 128)."""
+    where row-major rows would be runs of 1-3 values, slow to gather."""
     return attrs.get("groups", 1) == 1 and c <= 3
 
 
 def bias_row(attrs: dict, c: int) -> bool:
-    """Whether an im2col layer's rows carry the row of ones for its bias (``tap_major``)."""
+    """Whether an im2col layer's tap-major rows end in a row of ones, whose weights are the
+    bias, so that the products add the bias and sum its gradient: a first layer's output
+    tile spills out of the cache, and a separate pass over it cost 0.6-1.3 ms of a 3.5-5 ms
+    forward (M1's and M2's first layers, batch 128)."""
     return tap_major(attrs, c) and attrs.get("bias", True)
 
 

@@ -69,7 +69,7 @@ class Conv(Layer):
     @property
     def bias_row(self) -> bool:
         """Whether the tap-major rows of an im2col layer carry a row of ones for the bias
-        (``convolution.tap_major``)."""
+        (``convolution.bias_row``)."""
         return (self.tiling is None and self.tap_major
                 and convolution.bias_row(self.node.attrs, self.shapes[0].c))
 
