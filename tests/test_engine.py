@@ -121,6 +121,55 @@ def test_max_pool_gradient_goes_to_the_first_maximum_of_a_tie(attrs, firsts):
     np.testing.assert_array_equal(dx, expected)
 
 
+@pytest.mark.parametrize("size, kernel, index_type", [
+    (9, 2, np.uint8), (9, 3, np.uint8), (17, 17, np.uint16)])  # 289 pixels: two bytes
+def test_tiling_max_pool_notes_each_windows_winner_in_forward(size, kernel, index_type):
+    """The tiling path finds the winners (the first maximum, scan order) while it pools and
+    keeps only their indices; the general path finds them in backward from the kept input
+    and output.  On values with many ties both give the same gradient, also when the
+    forward was an evaluating one (the tiling path then finds the winners in backward)."""
+    layer, node = single_layer("pool", Shape(size, size, 3), kernel=(kernel, kernel),
+                               stride=(kernel, kernel))
+    general, _ = single_layer("pool", Shape(size, size, 3), kernel=(kernel, kernel),
+                              stride=(kernel, kernel))
+    general.tiles = False
+    assert layer.tiles
+    rng = np.random.default_rng(0)
+    x = np.maximum(np.round(rng.standard_normal((5, size, size, 3))), 0)  # ties everywhere
+    dy = rng.standard_normal((5, node.out.h, node.out.w, 3))
+    expected_y = general.forward([x], True)
+    expected_dx = general.backward(dy)[0]
+    for train in (True, False):
+        np.testing.assert_array_equal(layer.forward([x], train), expected_y)
+        if train:
+            assert layer._winner.dtype == index_type and layer._winner.shape == dy.shape
+            assert layer._x is None  # nothing else is kept for backward
+        np.testing.assert_array_equal(layer.backward(dy)[0], expected_dx)
+
+
+def test_tiling_max_pool_training_memory_is_a_byte_per_output():
+    """A training forward allocates its output and one byte per output for the winners, and
+    holds no other array; the memory estimate counts the same (``memory._kept_values``)."""
+    from cnnkit.calculator.memory import executor_terms
+    from cnnkit.training.resources import peak_memory
+
+    layer, node = single_layer("pool", Shape(32, 32, 16), dtype="float32", kernel=(2, 2),
+                               stride=(2, 2))
+    x = np.ones((32, 32, 32, 16), np.float32)  # 2 MiB
+    layer.forward([x], True)
+    with peak_memory(np) as forward:
+        y = layer.forward([x], True)
+    # the last step's winners until the new ones are noted, and two bytes of temporaries
+    # per output (a comparison and an index, chunk by chunk)
+    assert forward["peak_bytes"] < y.nbytes + 4 * y.size + 2**14
+    assert layer._winner.nbytes == y.size
+    # POOL2 -> RELU: the pool's output is held by nobody but its winners' bytes remain
+    # (a quarter of a float32 value per output); the RELU holds its own output
+    terms = executor_terms(cnnkit.parse("INPUT 8x8x4 -> POOL2 -> RELU -> FC-3"), 1, "float32",
+                           workers=1)
+    assert terms["activations"] == 8 * 8 * 4 + 4 * 4 * 4 // 4 + 4 * 4 * 4 + 3
+
+
 def test_batch_norm_running_statistics_and_eval():
     layer, _ = single_layer("bn", Shape(3, 3, 2), momentum=0.2)
     batches = [images(4, 3, 3, 2, seed=s) * 3 + 1 for s in range(3)]

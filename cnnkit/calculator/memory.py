@@ -12,8 +12,9 @@ works out what cnnkit's executor (``cnnkit.engine``) holds at the peak of a trai
 which is what the trainer measures, so that ``estimate(**executor_terms(...), ...)`` predicts
 it:
 
-    activations   batch * (the arrays layers keep for backward: inputs of CONV/FC/LRN/BN
-                  and of tiling max pools, outputs of RELU/TANH/SIGMOID/SOFTMAX/max pools,
+    activations   batch * (the arrays layers keep for backward: inputs of CONV/FC/LRN/BN,
+                  outputs of RELU/TANH/SIGMOID/SOFTMAX and of max pools other than tiling
+                  ones (which keep a byte per output instead, ``winner_bytes``),
                   Winograd's transformed input, dropout and leaky-ReLU masks, the input
                   batch and the logits; a RELU after CONV/FC/BN/RES/CAT overwrites its
                   input in place)
@@ -137,7 +138,7 @@ def executor_terms(network, batch: int, dtype: str = "float32", device: str = "c
         workers = 1
     elif workers is None:
         workers = cpu_workers()
-    return {"activations": _kept_values(network, run),
+    return {"activations": _kept_values(network, run, DTYPE_BYTES[dtype]),
             "gradients": _gradient_peak(network, run, batch, DTYPE_BYTES[dtype],
                                         min(workers, batch), device),
             "workspace": _workspace(network, batch, DTYPE_BYTES[dtype],
@@ -155,8 +156,15 @@ def _padded_size(node, in_shape) -> int:
     return (in_shape.h + top + bottom) * (in_shape.w + left + right) * in_shape.c
 
 
-def _kept_values(network, run) -> int:
-    """Values per image of the arrays the layers keep from forward to backward."""
+def winner_bytes(window: int) -> int:
+    """Bytes per output with which a tiling max pool notes the winning pixel of its window
+    of ``window`` pixels (numpy.min_scalar_type of the largest index: 1 up to 256 pixels)."""
+    return 1 if window <= 256 else 2 if window <= 2**16 else 4
+
+
+def _kept_values(network, run, itemsize: int) -> int:
+    """Values per image (of ``itemsize`` bytes) of the arrays the layers keep from forward
+    to backward."""
     nodes = network.nodes
     output = run[-1].index
     readers = [0] * len(nodes)
@@ -182,13 +190,15 @@ def _kept_values(network, run) -> int:
         if kind in ("relu", "tanh", "sigmoid", "softmax"):
             held.add(array[k])
         if kind == "pool":
-            if _tiles_pool(node, in_shape):
-                held.add(array[first])
-            else:  # padded copy of the input in the layer's scratch
+            if _tiles_pool(node, in_shape):  # the winner of each window, in bytes
+                window = node.attrs["kernel"][0] * node.attrs["kernel"][1]
+                extra += -(-size * winner_bytes(window) // itemsize)
+            else:
+                # padded copy of the input in the layer's scratch
                 extra += _padded_size(node, in_shape) if any(node.attrs.get("pad", (0,) * 4)) \
                     else 0
-            if node.attrs["mode"] == "max":
-                held.add(array[k])
+                if node.attrs["mode"] == "max":
+                    held.add(array[k])
         if kind == "lrelu" or (kind == "dropout" and node.attrs.get("p", 0) > 0):
             extra += size  # slope or mask
         if kind == "lrn":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy
 
+from ...calculator import memory
 from .. import parallel
 from .base import Layer, Scratch
 from .windows import Window
@@ -12,11 +13,14 @@ from .windows import Window
 class MaxPool(Layer):
     """Max over each window; padding counts as -inf, so it is never the maximum.
 
-    The gradient goes to the first maximum of each window in scan order (as in PyTorch),
-    found in backward from the kept input and output.  (Masks are multiplied, not passed to
-    ``where``: NumPy's ``where`` is several times slower.)  Non-overlapping windows without
-    padding (2x2 stride 2 and the like) take a shorter path: each window pixel is one strided
-    slice of the input, nothing is padded, and batch chunks run in parallel.
+    The gradient goes to the first maximum of each window in scan order (as in PyTorch).
+    (Masks are multiplied, not passed to ``where``: NumPy's ``where`` is several times
+    slower.)  Non-overlapping windows without padding (2x2 stride 2 and the like) take a
+    shorter path: each window pixel is one strided slice of the input, nothing is padded,
+    batch chunks run in parallel, and a training forward notes in one byte per output which
+    pixel of its window won (``_forward_tiles``), so that backward is one comparison and one
+    product per window pixel and neither the input nor the output is kept for it.  Other windows
+    find the winners in backward from the kept (padded) input and output.
     """
 
     def __init__(self, node, in_shapes, xp, dtype, seed=0):
@@ -25,10 +29,12 @@ class MaxPool(Layer):
         w = self.window
         self.tiles = w.stride == w.kernel and w.dilation == (1, 1) and not any(w.pad)
         self.scratch = Scratch(xp)
+        self._winner = None  # the tiles path's winning pixel of each window (training)
+        self._x = None
 
     def forward(self, xs, train):
         if self.tiles:
-            return self._forward_tiles(xs[0])
+            return self._forward_tiles(xs[0], train)
         window = self.window
         self._padded = padded = window.pad_input(xs[0], self.scratch, -numpy.inf)
         offsets = window.offsets
@@ -54,40 +60,54 @@ class MaxPool(Layer):
         (ho, wo), (kh, kw) = self.window.out_hw, self.window.kernel
         return x[:, i:ho * kh:kh, j:wo * kw:kw]
 
-    def _forward_tiles(self, x):
+    def _forward_tiles(self, x, train: bool):
+        """The maxima, and in training the index (in scan order) of each window's winning
+        pixel: the last pixel larger than all before it, which is the first maximum.  Found
+        while the maximum is taken, it costs a comparison and two byte-sized passes per
+        pixel; finding it in backward from the input and output instead took four passes
+        over float arrays per pixel and made M1's pooling twice as slow."""
         xp, offsets = self.xp, self.window.offsets
         y = xp.empty((x.shape[0],) + self.window.out_hw + x.shape[3:], x.dtype)
+        index_type = f"uint{8 * memory.winner_bytes(len(offsets))}"  # as the estimate counts
+        winner = xp.empty(y.shape, index_type) if train else None
 
         def work(rows: slice, worker: int) -> None:
-            x_c, y_c = x[rows], y[rows]
-            if len(offsets) == 1:
-                y_c[...] = self._tile(x_c, 0, 0)
-            else:
-                xp.maximum(self._tile(x_c, *offsets[0]), self._tile(x_c, *offsets[1]), out=y_c)
-            for i, j in offsets[2:]:
-                xp.maximum(y_c, self._tile(x_c, i, j), out=y_c)
+            tiles = [self._tile(x[rows], i, j) for i, j in offsets]
+            y_c = y[rows]
+            if len(tiles) == 1:
+                y_c[...] = tiles[0]
+            if winner is not None:
+                w_c = winner[rows]
+                w_c[...] = 0
+                larger, index = xp.empty(y_c.shape, bool), xp.empty(y_c.shape, w_c.dtype)
+            for k in range(1, len(tiles)):
+                so_far = tiles[0] if k == 1 else y_c
+                if winner is not None:  # strictly larger: a later tie is not the first
+                    xp.greater(tiles[k], so_far, out=larger)
+                    xp.multiply(larger, w_c.dtype.type(k), out=index)
+                    xp.maximum(w_c, index, out=w_c)
+                xp.maximum(so_far, tiles[k], out=y_c)
 
         parallel.map_chunks(work, len(x), xp, size=x.size)
-        self._padded, self._y = x, y
+        # an evaluating forward keeps its input instead, for the rare backward that follows
+        # (gradients of an evaluating model, as for a saliency map)
+        self._winner, self._x = winner, None if train else x
         return y
 
     def _backward_tiles(self, dy):
-        xp, x, y, offsets = self.xp, self._padded, self._y, self.window.offsets
+        if self._winner is None:  # the last forward was an evaluating one: find the winners
+            self._forward_tiles(self._x, True)
+        xp, winner, offsets = self.xp, self._winner, self.window.offsets
         (ho, wo), (kh, kw) = self.window.out_hw, self.window.kernel
-        dx = xp.empty(x.shape, dy.dtype)
+        dx = xp.empty((len(dy),) + self.window.in_hw + dy.shape[3:], dy.dtype)
 
         def work(rows: slice, worker: int) -> None:
-            x_c, y_c, dy_c, dx_c = x[rows], y[rows], dy[rows], dx[rows]
+            dy_c, dx_c, w_c = dy[rows], dx[rows], winner[rows]
             dx_c[:, ho * kh:] = 0  # rows and columns no window reads (floor rounding)
             dx_c[:, :, wo * kw:] = 0
-            claimed = None
-            for k, (i, j) in enumerate(offsets):  # in scan order: a tie goes to the first
-                takes = xp.equal(self._tile(x_c, i, j), y_c)
-                if claimed is not None:
-                    xp.greater(takes, claimed, out=takes)  # a maximum, unclaimed
-                xp.multiply(dy_c, takes, out=self._tile(dx_c, i, j))
-                if k + 1 < len(offsets):
-                    claimed = takes if claimed is None else xp.logical_or(claimed, takes, out=claimed)
+            takes = xp.empty(w_c.shape, bool)
+            for k, (i, j) in enumerate(offsets):
+                xp.multiply(dy_c, xp.equal(w_c, k, out=takes), out=self._tile(dx_c, i, j))
 
         parallel.map_chunks(work, len(dy), xp, size=dy.size)
         return dx
