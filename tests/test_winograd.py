@@ -122,6 +122,28 @@ def test_the_input_gradient_multiplies_by_u_transposed_in_memory_order():
     np.testing.assert_array_equal(u_t, winograd.weights(w, np).transpose(0, 2, 1))
 
 
+@pytest.mark.parametrize("r, name", [(3, "B_T"), (3, "A_T"), (5, "B_T"), (5, "A_T"), (5, "B")])
+def test_both_forms_of_the_separable_transform_are_the_kronecker_product(r, name):
+    """``_on_both_axes`` computes kron(a, a) x along one tile axis, then the other: on the
+    CPU the first product as a batch (faster with OpenBLAS), on CuPy as one product (run
+    here with a stand-in module that only offers NumPy's matmul)."""
+    import types
+
+    a = winograd.transforms(r)[name]
+    p, q = a.shape
+    x = np.random.default_rng(1).standard_normal((q * q, 3 * 5))
+    work = {}
+
+    def buffer(key, shape):
+        return work.setdefault((key, shape), np.empty(shape))
+
+    expected = np.kron(a, a) @ x
+    for xp in (np, types.SimpleNamespace(matmul=np.matmul)):
+        out = np.empty((p * p, x.shape[1]))
+        winograd._on_both_axes(a, x, out, buffer, xp)
+        np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+
+
 def test_the_transforms_are_lavin_and_grays_and_compute_correlations():
     """``transforms`` builds F(4x4, 3x3)'s matrices as printed in Lavin & Gray (2016), and
     both algorithms' 1-D forms compute the correlation of a tile (6 values for 3x3, 8 for

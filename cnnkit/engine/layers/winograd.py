@@ -145,15 +145,22 @@ def transform_input(x, tiling: WinogradTiling, buffer, xp, out=None):
 
 def _on_both_axes(a, x, out, buffer, xp) -> None:
     """Writes kron(a, a) ``x`` into ``out`` (p*p, N) for ``x`` (q*q, N) with rows in tile order
-    (i, j): the p x q matrix ``a`` along i, then along j, through the work array "one_axis"
-    (p*N values).  Both are batches of q and p products with N/q columns each: as one product
-    with q*N/q columns, the first ran at half the speed (OpenBLAS packs the whole wide
-    operand, which then no longer fits in the cache; 105 against 52 us on a tile of eight
-    14x14x32 images), and steps of M1-M3 took 4% longer, inference 8-18%."""
+    (i, j): the p x q matrix ``a`` along i, then along j (a batch of p products), through the
+    work array "one_axis" (p*N values).
+
+    On the CPU the first is a batch of q products with N/q columns each too: as one product
+    with all N columns it ran at half the speed (OpenBLAS packs the whole wide operand,
+    which then no longer fits in the cache; 105 against 52 us on a tile of eight 14x14x32
+    images), and steps of M1-M3 took 4% longer, inference 8-18%.  CuPy would copy the
+    strided batch's operand and result to contiguous arrays first (a tile's largest arrays,
+    which the memory estimate does not count), so there it stays one product."""
     p, q = a.shape
     one_axis = buffer("one_axis", (p, x.size // q))
-    xp.matmul(a, x.reshape(q, q, -1).transpose(1, 0, 2),  # (j, i, rest): a batch over j
-              out=one_axis.reshape(p, q, -1).transpose(1, 0, 2))
+    if xp is numpy:
+        xp.matmul(a, x.reshape(q, q, -1).transpose(1, 0, 2),  # (j, i, rest): a batch over j
+                  out=one_axis.reshape(p, q, -1).transpose(1, 0, 2))
+    else:
+        xp.matmul(a, x.reshape(q, -1), out=one_axis)
     xp.matmul(a, one_axis.reshape(p, q, -1), out=out.reshape(p, p, -1))
 
 
