@@ -70,3 +70,24 @@ def test_a_conv_read_by_more_than_its_relu_keeps_the_relu_s_own_mask():
     last_relu = [layer for node, layer in zip(network.nodes, model.layers)
                  if node.kind == "relu"][-1]
     assert not last_relu.mask_deferred  # it reads the sum: it masks on its own
+
+
+def test_first_layer_tiles_have_their_own_budget_and_the_memory_model_follows(monkeypatch):
+    """A first layer's tap-major rows go in tiles of up to 2 MiB (4 MiB for other im2col
+    rows); the estimate cuts the batch the same way.  32x32x3 -> 32, per image: the rows
+    are (27 taps + the bias's row of ones) x 1024 pixels, 112 KiB: 18 images in 2 MiB."""
+    from test_engine_support import workspace_after_training_steps
+
+    from cnnkit.calculator import memory
+    from cnnkit.calculator.memory import executor_terms
+    from cnnkit.engine import parallel
+
+    monkeypatch.setattr(parallel, "WORKERS", 1)
+    network = cnnkit.parse("INPUT 32x32x3 -> CONV3-32 -> RELU -> FC-10")
+    layer = Model(network, dtype="float32").layers[1]
+    assert layer.tap_major and layer.algorithm == "im2col"
+    assert memory.tile_bytes("im2col", "cpu", tap_major=True) == 2 * 2**20
+    tiles = [tile.stop - tile.start for chunk in layer._chunks(40) for tile in chunk]
+    assert tiles == [18, 18, 4]
+    assert workspace_after_training_steps(network, 40) == executor_terms(
+        network, 40, "float32", workers=1)["workspace"]

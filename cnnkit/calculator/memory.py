@@ -46,9 +46,11 @@ DTYPE_BYTES = {"float16": 2, "float32": 4, "float64": 8}
 OPTIMIZER_SLOTS = {"sgd": 0, "momentum": 1, "adam": 2}
 
 # The engine's tiling of convolutions (``tile_bytes``): im2col tiles of up to TILE_BYTES per
-# CPU core in their largest array (at least one image), Winograd tiles of WINOGRAD_TILE_BYTES,
-# GPU_TILE_BYTES on a GPU, where the batch is not split over threads.
+# CPU core in their largest array (at least one image), TAP_MAJOR_TILE_BYTES for first
+# layers, Winograd tiles of WINOGRAD_TILE_BYTES, GPU_TILE_BYTES on a GPU, where the batch is
+# not split over threads.
 TILE_BYTES = 4 * 2**20
+TAP_MAJOR_TILE_BYTES = 2 * 2**20
 WINOGRAD_TILE_BYTES = 2 * 2**20
 GPU_TILE_BYTES = 256 * 2**20
 CHUNKS_PER_WORKER = 2
@@ -293,20 +295,25 @@ def _tile(network, node, batch: int, itemsize: int, workers: int, device: str,
                                      input_grad=node.inputs[0] != 0,
                                      masked=node.index in masked)
     method = convolution.algorithm(node.attrs, shapes[0].c, (node.out.h, node.out.w))
-    budget = tile_bytes(method, device)
+    budget = tile_bytes(method, device, convolution.tap_major(node.attrs, shapes[0].c))
     return min(-(-batch // workers), max(1, budget // (max(values.values()) * itemsize))), values
 
 
-def tile_bytes(method: str, device: str) -> int:
+def tile_bytes(method: str, device: str, tap_major: bool = False) -> int:
     """The most bytes in the largest work array of a conv tile computed by ``method`` on
-    ``device`` ("cpu" or a GPU).  im2col's rows feed one product, which BLAS blocks for its
+    ``device`` ("cpu" or a GPU), for im2col with ``tap_major`` rows or not
+    (``convolution.tap_major``).  im2col's rows feed one product, which BLAS blocks for its
     caches itself; Winograd passes its arrays through three products and copies in a row,
     which are faster where a tile's arrays stay in a core's cache: halving its tiles to 2 MiB
     made M1-M3's training steps 3-8% faster (benchmarks/RESULTS.md, 2026-12-04), 1 MiB and
-    less gave that back in per-tile overhead and short products."""
+    less gave that back in per-tile overhead and short products.  A first layer's tap-major
+    rows feed a product of 10-28 terms per output, which writes more than it reads: tiles
+    of 2 MiB made M1's step 2-10% faster in four A/Bs (2026-12-04, night; 1 MiB even)."""
     if device != "cpu":
         return GPU_TILE_BYTES
-    return WINOGRAD_TILE_BYTES if method == "winograd" else TILE_BYTES
+    if method == "winograd":
+        return WINOGRAD_TILE_BYTES
+    return TAP_MAJOR_TILE_BYTES if tap_major else TILE_BYTES
 
 
 def _workspace(network, batch: int, itemsize: int, workers: int, device: str) -> int:

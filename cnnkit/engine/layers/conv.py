@@ -97,7 +97,8 @@ class Conv(Layer):
         """Chunks of tiles, and the bytes each work array of the pass's largest tile (its
         first) needs: the workspace grows to them at once, not tile by tile."""
         values = self._per_image(backward, training)
-        budget = memory.tile_bytes(self.algorithm, "cpu" if self.xp is numpy else "gpu")
+        budget = memory.tile_bytes(self.algorithm, "cpu" if self.xp is numpy else "gpu",
+                                   self.tap_major)
         chunks = parallel.tiled_chunks(n, max(values.values()) * self.dtype.itemsize, budget,
                                        self.xp)
         images = chunks[0][0].stop
