@@ -19,8 +19,8 @@ class MaxPool(Layer):
     shorter path: each window pixel is one strided slice of the input, nothing is padded,
     batch chunks run in parallel, and a training forward notes in one byte per output which
     pixel of its window won (``_forward_tiles``), so that backward is one comparison and one
-    product per window pixel and neither the input nor the output is kept for it.  Other windows
-    find the winners in backward from the kept (padded) input and output.
+    product per window pixel and neither the input nor the output is kept for it.  Other
+    windows find the winners in backward from the kept (padded) input and output.
     """
 
     def __init__(self, node, in_shapes, xp, dtype, seed=0):
