@@ -12,6 +12,7 @@ from .backend import to_numpy
 from .init import fill_initial_weights
 from .layers import make_layer, softmax
 from .layers.base import Scratch
+from .layers.pool import MaxPool
 
 
 class Model:
@@ -46,12 +47,29 @@ class Model:
         for masking, relu in masked_layers(network).items():
             self.layers[masking].output_mask = self.layers[relu]
             self.layers[relu].mask_deferred = True
+        for relu, pool in self._pooled_relus():
+            relu.pooled_by, pool.relu = pool, relu
         self._input_readers = [layer for node, layer in zip(nodes, self.layers) if 0 in node.inputs]
         # forward lets go of an output after its last reader ran: only what layers keep for
         # backward (and the result) stays in memory
         last_reader = {i: node.index for node in nodes[:self._run] for i in node.inputs}
         self._release = [[i for i, last in last_reader.items()
                           if last == node.index and i != self.output_index] for node in nodes]
+
+    def _pooled_relus(self):
+        """(ReLU, max pool) pairs where the ReLU is in place and the pool, a tiling one, alone
+        reads it: the pool applies the ReLU to its output, a quarter of the ReLU's input for
+        2x2 windows (inference of M1 5% faster, M2 3%, steps 2%; RESULTS.md, 2026-12-04).
+        ``activations``, which returns the ReLU's own output, turns in-place ReLUs off and
+        with them this."""
+        nodes = self.network.nodes
+        for node, pool in zip(nodes, self.layers):
+            source = nodes[node.inputs[0]] if node.inputs else None
+            relu = self.layers[source.index] if source is not None else None
+            if (isinstance(pool, MaxPool) and pool.tiles and source.kind == "relu"
+                    and relu in self._in_place
+                    and sum(source.index in other.inputs for other in nodes) == 1):
+                yield relu, pool
 
     def _overwritable(self, index: int) -> bool:
         """Whether a ReLU reading node ``index`` may overwrite that node's output: a fresh

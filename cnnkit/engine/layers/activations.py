@@ -20,14 +20,20 @@ class ReLU(Layer):
 
     After a CONV or BN that only it reads, the Model sets ``mask_deferred``: that layer
     applies this one's mask to its output gradient block by block, and ``backward`` passes
-    dy on as it is.
+    dy on as it is.  Before a tiling max pool that alone reads it, the Model sets
+    ``pooled_by``: max(relu(x)) = relu(max(x)), so the pool applies it to its 4x smaller
+    output and an in-place forward here leaves x as it is (its mask, x > 0, is the same).
     """
 
     in_place = False
     mask_deferred = False
+    pooled_by = None
 
     def forward(self, xs, train):
         x, xp = xs[0], self.xp
+        if self.pooled_by is not None and self.in_place:
+            self._y = x
+            return x
         y = x if self.in_place else xp.empty_like(x)
 
         def work(rows: slice, worker: int) -> None:
