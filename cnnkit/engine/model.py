@@ -64,11 +64,11 @@ class Model:
         with them this."""
         nodes = self.network.nodes
         for node, pool in zip(nodes, self.layers):
-            source = nodes[node.inputs[0]] if node.inputs else None
-            relu = self.layers[source.index] if source is not None else None
-            if (isinstance(pool, MaxPool) and pool.tiles and source.kind == "relu"
-                    and relu in self._in_place
-                    and sum(source.index in other.inputs for other in nodes) == 1):
+            if not (isinstance(pool, MaxPool) and pool.tiles):
+                continue
+            source, relu = node.inputs[0], self.layers[node.inputs[0]]
+            if (nodes[source].kind == "relu" and relu in self._in_place
+                    and sum(source in other.inputs for other in nodes) == 1):
                 yield relu, pool
 
     def _overwritable(self, index: int) -> bool:
