@@ -67,15 +67,17 @@ class Model:
             if not (isinstance(pool, MaxPool) and pool.tiles):
                 continue
             source, relu = node.inputs[0], self.layers[node.inputs[0]]
-            if (nodes[source].kind == "relu" and relu in self._in_place
-                    and sum(source in other.inputs for other in nodes) == 1):
+            if nodes[source].kind == "relu" and relu in self._in_place and self._readers(source) == 1:
                 yield relu, pool
+
+    def _readers(self, index: int) -> int:
+        """How many nodes read node ``index``'s output."""
+        return sum(index in node.inputs for node in self.network.nodes)
 
     def _overwritable(self, index: int) -> bool:
         """Whether a ReLU reading node ``index`` may overwrite that node's output: a fresh
         array that no other node reads and that its own layer does not keep for backward."""
-        readers = sum(index in node.inputs for node in self.network.nodes)
-        return (readers == 1 and index != self.output_index
+        return (self._readers(index) == 1 and index != self.output_index
                 and self.network.nodes[index].kind in OVERWRITABLE)
 
     def reseed(self, *key: int) -> None:

@@ -71,7 +71,7 @@ class MaxPool(Layer):
         y = xp.empty((x.shape[0],) + self.window.out_hw + x.shape[3:], x.dtype)
         index_type = f"uint{8 * memory.winner_bytes(len(offsets))}"  # as the estimate counts
         winner = xp.empty(y.shape, index_type) if train else None
-        relu = self.relu is not None and self.relu.in_place
+        apply_relu = self.relu is not None and self.relu.in_place
 
         def work(rows: slice, worker: int) -> None:
             tiles = [self._tile(x[rows], i, j) for i, j in offsets]
@@ -89,7 +89,7 @@ class MaxPool(Layer):
                     xp.multiply(larger, w_c.dtype.type(k), out=index)
                     xp.maximum(w_c, index, out=w_c)
                 xp.maximum(so_far, tiles[k], out=y_c)
-            if relu:  # the winners are those of the ReLU's output too, or masked by it
+            if apply_relu:  # the winners are those of the ReLU's output too, or masked by it
                 xp.maximum(y_c, 0, out=y_c)
 
         parallel.map_chunks(work, len(x), xp, size=x.size)
