@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy
@@ -63,7 +64,7 @@ class Scratch:
         which grows when too small (to at least ``reserve`` bytes, so that a caller knowing
         its largest request grows it once) and is never shrunk: layers that run one after
         another can share it whatever their shapes (the Model gives its convolutions one)."""
-        size = int(numpy.prod(shape)) * numpy.dtype(dtype).itemsize
+        size = math.prod(shape) * numpy.dtype(dtype).itemsize  # (numpy.prod: 5 us a call)
         buffer = self._arrays.get(key)
         if buffer is None or buffer.size < size:
             buffer = self._arrays[key] = self.xp.empty(max(size, reserve), numpy.uint8)
