@@ -118,13 +118,15 @@ def vgg_like(batch_norm: bool = False) -> Network:
 
 
 def workspace_after_training_steps(network, batch: int) -> int:
-    """Bytes the convolutions' shared workspace holds after two training steps as the
-    trainer runs them (no input gradient), for the memory model's workspace term."""
+    """Bytes the convolutions' shared workspace holds after two training steps and a
+    validation as the trainer runs them (no input gradient; an evaluating forward), for the
+    memory model's workspace term."""
     model = Model(network)
     shape = network.input_shape
     x = np.zeros((batch, shape.h, shape.w, shape.c), np.float32)
     for _ in range(2):
         y = model.forward(x, train=True)
         model.backward(np.ones_like(y), input_grad=False)
+    model.forward(x, train=False)
     workspace = next(layer.workspace for layer in model.layers if hasattr(layer, "workspace"))
     return sum(array.nbytes for array in workspace._arrays.values())

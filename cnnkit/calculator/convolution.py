@@ -138,16 +138,20 @@ def transposed_pad(attrs: dict) -> tuple[int, int, int, int] | None:
 
 def tile_values(attrs: dict, in_shape, out_shape, backward: bool, input_grad: bool = True,
                 method: str | None = None, masked: bool = False,
-                training: bool = True) -> dict[str, int]:
+                training: bool = True, pool: tuple[int, int] | None = None) -> dict[str, int]:
     """Values per image of every work array of a forward or backward tile (the largest over
     what the pass does; a pass without an input gradient sizes none for it), for the
     ``method`` given (default: ``algorithm``'s); ``masked``: the backward applies a ReLU's
     mask to its tile of the output gradient (``memory.masked_layers``).  In ``training``
     a Winograd forward writes V into the array it keeps for backward (``kept_transform``),
     not into a work array, and its backward reads it from there; otherwise (the gradients
-    of an evaluating model, as for a saliency map) backward transforms its tiles again."""
+    of an evaluating model, as for a saliency map) backward transforms its tiles again.
+    ``pool``: an evaluating forward that max-pools each tile with these windows
+    (``memory.pooled_convolutions``), through the work array "output" unless the maxima
+    come straight from Winograd's blocks (``pools_in_blocks``)."""
     c, k = in_shape.c, out_shape.c
-    if (method or algorithm(attrs, c, (out_shape.h, out_shape.w))) == "winograd":
+    method = method or algorithm(attrs, c, (out_shape.h, out_shape.w))
+    if method == "winograd":
         tiling = _winograd_tiling(attrs, in_shape)
         values = tiling.values(c, k)
         if training and not backward:
@@ -166,8 +170,18 @@ def tile_values(attrs: dict, in_shape, out_shape, backward: bool, input_grad: bo
                                          (out_shape.h, out_shape.w), back, k))
     if backward and masked:
         passes.append({"masked": out_shape.h * out_shape.w * k})
+    if pool is not None and not backward and not pools_in_blocks(method, pool):
+        passes.append({"output": out_shape.h * out_shape.w * k})
     return {key: max(p.get(key, 0) for p in passes) for key in dict.fromkeys(
         key for p in passes for key in p)}
+
+
+def pools_in_blocks(method: str, pool: tuple[int, int]) -> bool:
+    """Whether a convolution computed by ``method`` whose evaluating forward max-pools its
+    tiles with ``pool`` windows takes the maxima straight from Winograd's output blocks:
+    square windows that divide a BLOCK (2x2, 4x4) each lie inside one block.  Otherwise
+    the tile's outputs go to a work array and are pooled from there."""
+    return method == "winograd" and pool[0] == pool[1] and BLOCK % pool[0] == 0
 
 
 def kept_transform(attrs: dict, in_shape, out_shape) -> int:

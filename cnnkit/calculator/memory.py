@@ -25,7 +25,8 @@ it:
                   input, Winograd's transforms; ``convolution.tile_values``), the largest
                   tile (up to ``tile_bytes`` in its largest array, at least one image; sized
                   for forward and backward, where a layer reading the input batch computes
-                  no input gradient)
+                  no input gradient, and for the evaluating forward of validation, which
+                  pools the tiles of ``pooled_convolutions``)
     parameters    as above
 
 The tiling constants below are the engine's (``cnnkit.engine.parallel`` imports them).
@@ -129,6 +130,29 @@ def masked_layers(network) -> dict[int, int]:
             readers[i] += 1
     return {node.inputs[0]: node.index for node in nodes if node.kind == "relu"
             and nodes[node.inputs[0]].kind in MASKING and readers[node.inputs[0]] == 1}
+
+
+def pooled_convolutions(network) -> dict[int, int]:
+    """``{conv index: pool index}`` for every CONV whose output only a tiling max pool reads,
+    directly or through a RELU that alone reads it (which then runs in place and is applied
+    by the pool): in an evaluating forward the engine pools each conv tile while it is in
+    the core's cache, so the conv's output and the ReLU's are never written whole (M1's
+    inference 10% faster; benchmarks/RESULTS.md, 2026-12-07)."""
+    nodes = network.nodes
+    readers: list[list[int]] = [[] for _ in nodes]
+    for node in nodes:
+        for i in node.inputs:
+            readers[i].append(node.index)
+    pooled = {}
+    for node in nodes:
+        if node.kind != "conv" or len(readers[node.index]) != 1:
+            continue
+        after = nodes[readers[node.index][0]]
+        if after.kind == "relu" and len(readers[after.index]) == 1:
+            after = nodes[readers[after.index][0]]
+        if _tiles_pool(after, node.out):
+            pooled[node.index] = after.index
+    return pooled
 
 
 def executor_terms(network, batch: int, dtype: str = "float32", device: str = "cpu",
@@ -285,15 +309,18 @@ def _kernel_arrays(network, node, batch: int, itemsize: int, workers: int, devic
 
 
 def _tile(network, node, batch: int, itemsize: int, workers: int, device: str,
-          backward: bool, masked) -> tuple[int, dict[str, int]]:
+          backward: bool, masked, training: bool = True,
+          pool: tuple[int, int] | None = None) -> tuple[int, dict[str, int]]:
     """Images per tile of a conv's forward or backward pass, and its work arrays' values per
     image (``convolution.tile_values``), as ``parallel.tiled_chunks`` cuts the batch;
-    ``masked``: the layers applying a ReLU's mask (``masked_layers``)."""
+    ``masked``: the layers applying a ReLU's mask (``masked_layers``); ``training`` and
+    ``pool`` as for ``tile_values``."""
     shapes = network.nodes[node.inputs[0]].out, node.out
     # a layer reading the input batch computes no input gradient
     values = convolution.tile_values(node.attrs, *shapes, backward,
                                      input_grad=node.inputs[0] != 0,
-                                     masked=node.index in masked)
+                                     masked=node.index in masked, training=training,
+                                     pool=pool)
     method = convolution.algorithm(node.attrs, shapes[0].c, (node.out.h, node.out.w))
     budget = tile_bytes(method, device, convolution.tap_major(node.attrs, shapes[0].c))
     return min(-(-batch // workers), max(1, budget // (max(values.values()) * itemsize))), values
@@ -318,16 +345,20 @@ def tile_bytes(method: str, device: str, tap_major: bool = False) -> int:
 
 def _workspace(network, batch: int, itemsize: int, workers: int, device: str) -> int:
     """Bytes of the convolutions' work arrays (im2col rows, padded input, Winograd's
-    transforms): per thread and per array, the largest among the layers with enough tiles
-    to reach that thread, forward and backward (``convolution.tile_values``)."""
+    transforms, pooled tiles' outputs): per thread and per array, the largest among the
+    layers with enough tiles to reach that thread, in a training forward, backward and an
+    evaluating forward (the trainer's validation; ``convolution.tile_values``)."""
     per_thread: list[dict[str, int]] = [{} for _ in range(workers)]
     masked = masked_layers(network)
+    pooled = pooled_convolutions(network)
     for node in network.nodes:
         if node.kind != "conv":
             continue
-        for backward in (False, True):
+        window = (tuple(network.nodes[pooled[node.index]].attrs["kernel"])
+                  if node.index in pooled else None)
+        for backward, training in ((False, True), (True, True), (False, False)):
             tile, values = _tile(network, node, batch, itemsize, workers, device, backward,
-                                 masked)
+                                 masked, training, None if training else window)
             for k in range(min(workers, -(-batch // tile))):
                 held = per_thread[k]
                 for key, v in values.items():

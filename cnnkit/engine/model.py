@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy
 
 # the memory model and the engine agree on these
-from ..calculator.memory import OVERWRITABLE, masked_layers
+from ..calculator.memory import OVERWRITABLE, masked_layers, pooled_convolutions
 from ..graph.network import Network
 from . import heap, parallel
 from .backend import to_numpy
@@ -49,6 +49,11 @@ class Model:
             self.layers[relu].mask_deferred = True
         for relu, pool in self._pooled_relus():
             relu.pooled_by, pool.relu = pool, relu
+        self._pooled = pooled_convolutions(network)  # conv -> pool, in evaluating forwards
+        # the nodes a pooled conv computes for: its pool and the ReLU between them, if any
+        self._pooled_through = {k for conv, pool in self._pooled.items()
+                                for k in (pool, nodes[pool].inputs[0]) if k != conv}
+        self._unpooled = None  # the input of an evaluating forward that pooled convs' tiles
         self._input_readers = [layer for node, layer in zip(nodes, self.layers) if 0 in node.inputs]
         # forward lets go of an output after its last reader ran: only what layers keep for
         # backward (and the result) stays in memory
@@ -87,12 +92,31 @@ class Model:
             layer.reseed(key)
 
     def forward(self, x, train: bool = True):
-        """The output of the last node (the logits when it is a SOFTMAX) for the batch ``x``."""
+        """The output of the last node (the logits when it is a SOFTMAX) for the batch ``x``.
+
+        Evaluating, a conv that only a tiling max pool reads (through a ReLU or not) pools
+        its own tiles (``Conv.pooled_forward``); the ReLU and the pool then do not run."""
+        return self._forward(x, train, pooled=not train)
+
+    def _forward(self, x, train: bool, pooled: bool):
         nodes, layers = self.network.nodes, self.layers
         outputs = [self.xp.asarray(x, dtype=self.dtype)]
+        pooled = pooled and bool(self._pooled)
+        # the pooled convs' ReLUs and pools hold nothing for a backward: it runs this again
+        self._unpooled = outputs[0] if pooled else None
+        done = {}  # the pools' outputs, computed by the convs before them
         with parallel.single_threaded_blas(self.xp):
             for node, layer in zip(nodes[1:self._run], layers[1:self._run]):
-                outputs.append(layer.forward([outputs[i] for i in node.inputs], train))
+                inputs = [outputs[i] for i in node.inputs]
+                if pooled and node.index in self._pooled:
+                    pool = self._pooled[node.index]
+                    relu = nodes[pool].inputs[0] != node.index
+                    done[pool] = layer.pooled_forward(inputs[0], layers[pool], relu)
+                    outputs.append(None)
+                elif pooled and node.index in self._pooled_through:
+                    outputs.append(done.pop(node.index, None))  # None for the ReLU
+                else:
+                    outputs.append(layer.forward(inputs, train))
                 for i in self._release[node.index]:
                     outputs[i] = None
         return outputs[self.output_index]
@@ -122,6 +146,8 @@ class Model:
         branches) are summed.
         """
         nodes, layers = self.network.nodes, self.layers
+        if self._unpooled is not None:  # gradients of an evaluating model (a saliency map)
+            self._forward(self._unpooled, False, pooled=False)
         for layer in self._input_readers:
             layer.input_grad = input_grad
         pending = [None] * len(nodes)

@@ -41,7 +41,9 @@ class Conv(Layer):
     weight gradient each run through ``winograd`` instead, tile by tile as well; both
     gradients start from the same transform of the output gradient, and a training forward
     keeps the transformed input V for the weight gradient
-    (``convolution.kept_transform``, which the memory estimate counts).
+    (``convolution.kept_transform``, which the memory estimate counts).  An evaluating
+    forward whose output only a tiling max pool reads takes the pool's maxima tile by tile
+    (``pooled_forward``).
     """
 
     def __init__(self, node, in_shapes, xp, dtype, seed=0):
@@ -83,7 +85,7 @@ class Conv(Layer):
         (kh, kw, O, C)."""
         return self.params["W"][::-1, ::-1].transpose(0, 1, 3, 2)
 
-    def _per_image(self, backward: bool, training: bool) -> dict[str, int]:
+    def _per_image(self, backward: bool, training: bool, pool=None) -> dict[str, int]:
         """Values per image of each work array of a forward or backward tile
         (``convolution.tile_values``).  A first layer's backward, with no input gradient,
         takes tiles as large as its forward's: its transposed rows (kh*kw*O per pixel) would
@@ -91,12 +93,13 @@ class Conv(Layer):
         spend its time in per-tile overhead."""
         return convolution.tile_values(self.node.attrs, *self.shapes, backward, self.input_grad,
                                        self.algorithm, masked=self.output_mask is not None,
-                                       training=training)
+                                       training=training, pool=pool)
 
-    def _chunks(self, n: int, backward: bool = False, training: bool = True) -> list[list[slice]]:
+    def _chunks(self, n: int, backward: bool = False, training: bool = True,
+                pool: tuple[int, int] | None = None) -> list[list[slice]]:
         """Chunks of tiles, and the bytes each work array of the pass's largest tile (its
         first) needs: the workspace grows to them at once, not tile by tile."""
-        values = self._per_image(backward, training)
+        values = self._per_image(backward, training, pool)
         budget = memory.tile_bytes(self.algorithm, "cpu" if self.xp is numpy else "gpu",
                                    self.tap_major)
         chunks = parallel.tiled_chunks(n, max(values.values()) * self.dtype.itemsize, budget,
@@ -136,14 +139,30 @@ class Conv(Layer):
         return rows.reshape(g, t * ho * wo, -1)
 
     def forward(self, xs, train):
-        x, xp, groups = xs[0], self.xp, self.groups
+        return self._forward(xs[0], train)
+
+    def pooled_forward(self, x, pool, relu: bool):
+        """The evaluating forward of this layer followed by ``pool``, a tiling MaxPool that
+        alone reads its output, directly or through a ReLU (``relu``) that alone reads it
+        (``memory.pooled_convolutions``): the pool's output.  Each tile is pooled while it
+        is in cache, so neither this layer's output nor the ReLU's is written whole; the
+        bias is added, and the ReLU applied, to the pooled tile (both commute with a
+        maximum, bit for bit: rounding is monotonic)."""
+        return self._forward(x, False, pool, relu)
+
+    def _forward(self, x, train: bool, pool=None, relu: bool = False):
+        xp, groups = self.xp, self.groups
         n = x.shape[0]
         out = self.params["W"].shape[-1]
         w_g, bias = self._weights(), self.params.get("b")
-        y = xp.empty((n,) + self.window.out_hw + (out,), xp.result_type(x, w_g))
+        out_hw = self.window.out_hw if pool is None else pool.window.out_hw
+        y = xp.empty((n,) + out_hw + (out,), xp.result_type(x, w_g))
         if self.bias_row:  # the bias as the weights of the rows' row of ones
             w_g, bias = xp.concatenate([w_g[0], bias[None]])[None], None
-        chunks = self._chunks(n, training=train)
+        windows = None if pool is None else tuple(pool.window.kernel)
+        # the maxima straight from Winograd's blocks, or from the tile's outputs
+        in_blocks = windows is not None and convolution.pools_in_blocks(self.algorithm, windows)
+        chunks = self._chunks(n, training=train, pool=windows)
         u = winograd.weights(self.params["W"], xp) if self.tiling else None
         if u is None or not train:
             self._kept = None
@@ -157,19 +176,25 @@ class Conv(Layer):
         def work(tiles: list[slice], worker: int) -> None:
             buffer = self._buffers(worker)
             for tile in tiles:
+                y_t = y[tile] if pool is None or in_blocks else buffer(
+                    "output", (tile.stop - tile.start,) + self.window.out_hw + (out,))
                 if u is not None:
-                    winograd.convolve(x[tile], u, self.tiling, y[tile], buffer, xp,
-                                      self._kept_tile(tile))
+                    winograd.convolve(x[tile], u, self.tiling, y_t, buffer, xp,
+                                      self._kept_tile(tile), windows[0] if in_blocks else 1)
                 elif self.tap_major:
                     rows = self._rows(x, tile, buffer)
-                    xp.matmul(rows.T, w_g[0], out=y[tile].reshape(-1, out))
+                    xp.matmul(rows.T, w_g[0], out=y_t.reshape(-1, out))
                 else:
                     rows = self._rows(x, tile, buffer)
-                    # (G, m, O/G) view of y's tile: y itself when groups == 1
-                    y_g = y[tile].reshape(-1, groups, out // groups).transpose(1, 0, 2)
+                    # (G, m, O/G) view of the tile's outputs: themselves when groups == 1
+                    y_g = y_t.reshape(-1, groups, out // groups).transpose(1, 0, 2)
                     xp.matmul(rows, w_g, out=y_g)
+                if pool is not None and not in_blocks:
+                    pool.pool_tile(y_t, y[tile])
                 if bias is not None:
                     y[tile] += bias
+                if relu:
+                    xp.maximum(y[tile], 0, out=y[tile])
 
         parallel.run(work, chunks, xp)
         self._x = x

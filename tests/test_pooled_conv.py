@@ -1,0 +1,117 @@
+"""An evaluating forward pools a conv's tiles while they are in cache when only a tiling max
+pool reads the conv (through a ReLU or not): the results, the gradients of a backward that
+follows, and the workspace the memory model counts."""
+
+import numpy as np
+import pytest
+from test_engine_support import workspace_after_training_steps
+
+import cnnkit
+from cnnkit.calculator import convolution
+from cnnkit.calculator.memory import executor_terms, pooled_convolutions
+from cnnkit.engine import Model, parallel
+
+# each spec takes another path through Conv.pooled_forward
+POOLED = {
+    # a tap-major first layer with a bias row, then Winograd F(4x4, 5x5) with 2x2 maxima
+    # taken in its blocks
+    "INPUT 28x28x1 -> CONV5-8 -> RELU -> POOL2 -> CONV5-16 -> RELU -> POOL2 -> FC-10": {1: 3, 4: 6},
+    # 13x13 maps: part-filled last blocks, a floor-rounded pool; F(4x4, 3x3)
+    "INPUT 13x13x16 -> CONV3-16 -> RELU -> POOL2(round=floor) -> FC-4": {1: 3},
+    # 4x4 windows in 4x4 blocks; 3x3 windows, which do not divide a block, from the outputs
+    "INPUT 16x16x16 -> CONV3-16 -> RELU -> POOL4 -> FC-4": {1: 3},
+    "INPUT 12x12x16 -> CONV3-16 -> RELU -> POOL3 -> FC-4": {1: 3},
+    # no ReLU and no bias; grouped and strided im2col; rectangular windows
+    "INPUT 14x14x4 -> CONV3-8(bias=false) -> POOL2 -> CONV3-8(groups=2, stride=2) -> RELU"
+    " -> POOL2x1 -> FC-3": {1: 2, 3: 5},
+}
+
+
+def test_which_convs_pool_their_tiles():
+    for spec, pooled in POOLED.items():
+        assert pooled_convolutions(cnnkit.parse(spec)) == pooled, spec
+    for spec in ("INPUT 8x8x2 -> CONV3-4 -> RELU -> RES[POOL2 | POOL2]",  # two readers
+                 "INPUT 8x8x2 -> CONV3-4 -> BN -> RELU -> POOL2 -> FC-3",
+                 "INPUT 8x8x2 -> CONV3-4 -> RELU -> AVGPOOL2 -> FC-3",
+                 "INPUT 9x9x2 -> CONV3-4 -> RELU -> POOL3(stride=2) -> FC-3",  # overlapping
+                 "INPUT 8x8x2 -> CONV3-4 -> RELU -> POOL2(pad=1, round=floor) -> FC-3",
+                 "INPUT 8x8x2 -> CONV3-4 -> TANH -> POOL2 -> FC-3"):
+        assert pooled_convolutions(cnnkit.parse(spec)) == {}, spec
+
+
+def counting_forwards(model, indices):
+    """Wraps the forward of the layers at ``indices``; returns the list their calls go to."""
+    calls = []
+    for k in indices:
+        layer = model.layers[k]
+
+        def counted(xs, train, forward=layer.forward, k=k):
+            calls.append(k)
+            return forward(xs, train)
+
+        layer.forward = counted
+    return calls
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("spec", list(POOLED))
+def test_an_evaluating_forward_pools_conv_tiles_with_the_same_results(spec, dtype):
+    """Bit for bit what every layer run in turn gives (``activations``), with the ReLUs and
+    pools after the convs not run; a training forward runs them all."""
+    network = cnnkit.parse(spec)
+    model = Model(network, dtype=dtype, seed=1)
+    shape = network.input_shape
+    # rounded values: ties in the windows, zeros at the ReLU
+    x = np.round(np.random.default_rng(0).standard_normal((5, shape.h, shape.w, shape.c)) * 3)
+    skipped = sorted({k for conv, pool in POOLED[spec].items()
+                      for k in (pool, network.nodes[pool].inputs[0]) if k != conv})
+    calls = counting_forwards(model, skipped)
+    expected = model.activations(x)[-1]
+    calls.clear()
+    np.testing.assert_array_equal(model.forward(x, train=False), expected)
+    assert calls == []
+    model.forward(x, train=True)
+    assert calls == skipped
+
+
+def test_a_backward_after_a_pooled_evaluating_forward_has_every_gradient():
+    """The gradients of an evaluating model (a saliency map): the skipped ReLU and pool held
+    nothing for backward, which runs the forward again layer by layer first; the same
+    gradients as after a training forward (no dropout or BN here)."""
+    spec = next(iter(POOLED))
+    network = cnnkit.parse(spec)
+    x = np.random.default_rng(0).standard_normal((6, 28, 28, 1))
+    dy = np.random.default_rng(1).standard_normal((6, 10))
+    evaluated, trained = (Model(network, dtype="float64", seed=2) for _ in range(2))
+    evaluated.forward(x, train=False)
+    trained.forward(x, train=True)
+    np.testing.assert_allclose(evaluated.backward(dy), trained.backward(dy), rtol=1e-12,
+                               atol=1e-12)
+    for (name, _, a), (_, _, b) in zip(evaluated.parameters(), trained.parameters()):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+def test_pooled_tiles_need_an_output_array_unless_winograd_pools_its_blocks():
+    shape = cnnkit.parse("INPUT 16x16x16 -> CONV3-32")
+    attrs, (x, y) = shape.nodes[1].attrs, (shape.nodes[0].out, shape.nodes[1].out)
+    assert convolution.algorithm(attrs, 16, (16, 16)) == "winograd"
+    plain = convolution.tile_values(attrs, x, y, False, training=False)
+    assert "output" not in plain
+    assert convolution.tile_values(attrs, x, y, False, training=False, pool=(2, 2)) == plain
+    assert convolution.tile_values(attrs, x, y, False, training=False,
+                                   pool=(3, 3))["output"] == 16 * 16 * 32
+    assert convolution.tile_values(attrs, x, y, False, method="im2col", training=False,
+                                   pool=(2, 2))["output"] == 16 * 16 * 32
+    assert "output" not in convolution.tile_values(attrs, x, y, True, method="im2col",
+                                                   training=False, pool=(2, 2))
+
+
+def test_the_memory_model_counts_the_pooled_tiles_of_validation(monkeypatch):
+    """After training steps and an evaluating forward, as the trainer runs them, the
+    workspace holds the pooled convs' output tiles too, as the calculator counts them."""
+    monkeypatch.setattr(parallel, "WORKERS", 1)
+    for spec in ("INPUT 28x28x1 -> CONV5-8 -> RELU -> POOL2 -> FC-10",
+                 "INPUT 12x12x16 -> CONV3-16 -> RELU -> POOL3 -> FC-4"):
+        network = cnnkit.parse(spec)
+        measured = workspace_after_training_steps(network, 8)
+        assert measured == executor_terms(network, 8, "float32", workers=1)["workspace"], spec
