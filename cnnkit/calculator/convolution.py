@@ -147,8 +147,9 @@ def tile_values(attrs: dict, in_shape, out_shape, backward: bool, input_grad: bo
     not into a work array, and its backward reads it from there; otherwise (the gradients
     of an evaluating model, as for a saliency map) backward transforms its tiles again.
     ``pool``: an evaluating forward that max-pools each tile with these windows
-    (``memory.pooled_convolutions``), through the work array "output" unless the maxima
-    come straight from Winograd's blocks (``pools_in_blocks``)."""
+    (``memory.pooled_convolutions``): Winograd takes the maxima from its blocks
+    (``pools_in_blocks``), im2col computes the pixels that the windows read, window by
+    window, into the work array "output"."""
     c, k = in_shape.c, out_shape.c
     method = method or algorithm(attrs, c, (out_shape.h, out_shape.w))
     if method == "winograd":
@@ -162,26 +163,28 @@ def tile_values(attrs: dict, in_shape, out_shape, backward: bool, input_grad: bo
         passes = [values]
     else:
         (kh, kw), pad = attrs["kernel"], attrs.get("pad", (0, 0, 0, 0))
-        passes = [_im2col_values(out_shape.h * out_shape.w, kh * kw * c + bias_row(attrs, c),
-                                 (in_shape.h, in_shape.w), pad, c)]
+        pixels = out_shape.h * out_shape.w
+        if pool is not None and not backward:  # whole windows only
+            pixels = out_shape.h // pool[0] * pool[0] * (out_shape.w // pool[1]) * pool[1]
+            passes = [{"output": pixels * k}]
+        else:
+            passes = []
+        passes.append(_im2col_values(pixels, kh * kw * c + bias_row(attrs, c),
+                                     (in_shape.h, in_shape.w), pad, c))
         back = transposed_pad(attrs)
         if backward and input_grad and back is not None:
             passes.append(_im2col_values(in_shape.h * in_shape.w, kh * kw * k,
                                          (out_shape.h, out_shape.w), back, k))
     if backward and masked:
         passes.append({"masked": out_shape.h * out_shape.w * k})
-    if pool is not None and not backward and not pools_in_blocks(method, pool):
-        passes.append({"output": out_shape.h * out_shape.w * k})
     return {key: max(p.get(key, 0) for p in passes) for key in dict.fromkeys(
         key for p in passes for key in p)}
 
 
-def pools_in_blocks(method: str, pool: tuple[int, int]) -> bool:
-    """Whether a convolution computed by ``method`` whose evaluating forward max-pools its
-    tiles with ``pool`` windows takes the maxima straight from Winograd's output blocks:
-    square windows that divide a BLOCK (2x2, 4x4) each lie inside one block.  Otherwise
-    the tile's outputs go to a work array and are pooled from there."""
-    return method == "winograd" and pool[0] == pool[1] and BLOCK % pool[0] == 0
+def pools_in_blocks(pool: tuple[int, int]) -> bool:
+    """Whether a Winograd layer can take the maxima of ``pool`` windows straight from its
+    output blocks: square windows that divide a BLOCK (2x2, 4x4) each lie inside one."""
+    return pool[0] == pool[1] and BLOCK % pool[0] == 0
 
 
 def kept_transform(attrs: dict, in_shape, out_shape) -> int:

@@ -136,8 +136,9 @@ def pooled_convolutions(network) -> dict[int, int]:
     """``{conv index: pool index}`` for every CONV whose output only a tiling max pool reads,
     directly or through a RELU that alone reads it (which then runs in place and is applied
     by the pool): in an evaluating forward the engine pools each conv tile while it is in
-    the core's cache, so the conv's output and the ReLU's are never written whole (M1's
-    inference 10% faster; benchmarks/RESULTS.md, 2026-12-07)."""
+    the core's cache, so the conv's output and the ReLU's are never written whole
+    (benchmarks/RESULTS.md, 2026-12-07).  A Winograd layer does where its blocks hold
+    whole windows (``convolution.pools_in_blocks``)."""
     nodes = network.nodes
     readers: list[list[int]] = [[] for _ in nodes]
     for node in nodes:
@@ -150,7 +151,11 @@ def pooled_convolutions(network) -> dict[int, int]:
         after = nodes[readers[node.index][0]]
         if after.kind == "relu" and len(readers[after.index]) == 1:
             after = nodes[readers[after.index][0]]
-        if _tiles_pool(after, node.out):
+        if not _tiles_pool(after, node.out):
+            continue
+        in_shape = nodes[node.inputs[0]].out
+        method = convolution.algorithm(node.attrs, in_shape.c, (node.out.h, node.out.w))
+        if method == "im2col" or convolution.pools_in_blocks(tuple(after.attrs["kernel"])):
             pooled[node.index] = after.index
     return pooled
 

@@ -109,9 +109,10 @@ class Model:
             for node, layer in zip(nodes[1:self._run], layers[1:self._run]):
                 inputs = [outputs[i] for i in node.inputs]
                 if pooled and node.index in self._pooled:
-                    pool = self._pooled[node.index]
-                    relu = nodes[pool].inputs[0] != node.index
-                    done[pool] = layer.pooled_forward(inputs[0], layers[pool], relu)
+                    pool = nodes[self._pooled[node.index]]
+                    relu = pool.inputs[0] != node.index
+                    done[pool.index] = layer.pooled_forward(inputs[0], tuple(pool.attrs["kernel"]),
+                                                            relu)
                     outputs.append(None)
                 elif pooled and node.index in self._pooled_through:
                     outputs.append(done.pop(node.index, None))  # None for the ReLU

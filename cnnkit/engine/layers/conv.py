@@ -3,13 +3,15 @@ Winograd's F(4x4, 3x3) or F(4x4, 5x5) where the calculator predicts it is faster
 
 from __future__ import annotations
 
+import math
+
 import numpy
 
 from ...calculator import convolution, memory
 from .. import parallel
 from . import winograd
 from .base import Layer, Scratch
-from .windows import Window
+from .windows import Window, window_maxima
 
 
 def transposed_window(window: Window, groups: int, node, in_shape) -> Window | None:
@@ -114,55 +116,54 @@ class Conv(Layer):
             return self.workspace.view(f"{name}{worker}", shape, dtype, self._reserved[name])
         return buffer
 
-    def _rows(self, x, tile: slice, buffer, window: Window | None = None):
+    def _rows(self, x, tile: slice, buffer, window: Window | None = None, pool=None):
         """im2col of the images ``x[tile]`` for ``window`` (the layer's by default):
         (G, t*Ho*Wo, K/G), in the worker's buffer; for a ``tap_major`` layer's own window,
         its transpose (K, t*Ho*Wo), and a row of ones below it if the layer has a bias
-        (``bias_row``)."""
+        (``bias_row``).  With ``pool`` windows, the pixels in their order
+        (``Window.taps``): ph*pw blocks of t*(Ho // ph)*(Wo // pw) rows."""
         window, x_t = window or self.window, x[tile]
         t = len(x_t)
         if any(window.pad):
             x_t = window.pad_into(x_t, buffer("padded", (t,) + window.padded_hw + x.shape[3:],
                                               x.dtype), 0)
         if self.tap_major and window is self.window:
-            view = window.taps(x_t)  # (kh, kw, C, t, Ho, Wo)
+            view = window.taps(x_t, pool)  # (kh, kw, C, pixels...)
             taps = view.shape[0] * view.shape[1] * view.shape[2]
-            rows = buffer("rows", (taps + self.bias_row, t * window.out_hw[0] * window.out_hw[1]),
-                          x.dtype)
+            rows = buffer("rows", (taps + self.bias_row, view[0, 0, 0].size), x.dtype)
             rows[:taps].reshape(view.shape)[...] = view
             rows[taps:] = 1
             return rows
-        view = window.columns(x_t, self.groups)  # (G, t, Ho, Wo, kh, kw, C/G)
+        view = window.columns(x_t, self.groups, pool)  # (G, pixels..., kh, kw, C/G)
         rows = buffer("rows", view.shape, x.dtype)
         rows[...] = view  # the im2col copy
-        g, _, ho, wo = view.shape[:4]
-        return rows.reshape(g, t * ho * wo, -1)
+        return rows.reshape(self.groups, -1, math.prod(view.shape[-3:]))
 
     def forward(self, xs, train):
         return self._forward(xs[0], train)
 
-    def pooled_forward(self, x, pool, relu: bool):
-        """The evaluating forward of this layer followed by ``pool``, a tiling MaxPool that
-        alone reads its output, directly or through a ReLU (``relu``) that alone reads it
-        (``memory.pooled_convolutions``): the pool's output.  Each tile is pooled while it
-        is in cache, so neither this layer's output nor the ReLU's is written whole; the
-        bias is added, and the ReLU applied, to the pooled tile (both commute with a
-        maximum, bit for bit: rounding is monotonic)."""
+    def pooled_forward(self, x, pool: tuple[int, int], relu: bool):
+        """The evaluating forward of this layer followed by a tiling max pool of ``pool``
+        windows that alone reads its output, directly or through a ReLU (``relu``) that
+        alone reads it (``memory.pooled_convolutions``): the pool's output.  Each tile is
+        pooled while it is in cache, so neither this layer's output nor the ReLU's is
+        written whole: Winograd takes the maxima from its output blocks, im2col computes
+        the pixels window by window (``Window.taps``), so that the maxima are over whole
+        blocks of rows.  The bias is added, and the ReLU applied, to the pooled tile (both
+        commute with a maximum, bit for bit: rounding is monotonic)."""
         return self._forward(x, False, pool, relu)
 
-    def _forward(self, x, train: bool, pool=None, relu: bool = False):
+    def _forward(self, x, train: bool, pool: tuple[int, int] | None = None, relu: bool = False):
         xp, groups = self.xp, self.groups
         n = x.shape[0]
         out = self.params["W"].shape[-1]
         w_g, bias = self._weights(), self.params.get("b")
-        out_hw = self.window.out_hw if pool is None else pool.window.out_hw
+        (ho, wo) = self.window.out_hw
+        out_hw = (ho, wo) if pool is None else (ho // pool[0], wo // pool[1])
         y = xp.empty((n,) + out_hw + (out,), xp.result_type(x, w_g))
         if self.bias_row:  # the bias as the weights of the rows' row of ones
             w_g, bias = xp.concatenate([w_g[0], bias[None]])[None], None
-        windows = None if pool is None else tuple(pool.window.kernel)
-        # the maxima straight from Winograd's blocks, or from the tile's outputs
-        in_blocks = windows is not None and convolution.pools_in_blocks(self.algorithm, windows)
-        chunks = self._chunks(n, training=train, pool=windows)
+        chunks = self._chunks(n, training=train, pool=pool)
         u = winograd.weights(self.params["W"], xp) if self.tiling else None
         if u is None or not train:
             self._kept = None
@@ -176,25 +177,29 @@ class Conv(Layer):
         def work(tiles: list[slice], worker: int) -> None:
             buffer = self._buffers(worker)
             for tile in tiles:
-                y_t = y[tile] if pool is None or in_blocks else buffer(
-                    "output", (tile.stop - tile.start,) + self.window.out_hw + (out,))
+                y_t = y[tile]
+                # where im2col's products go: the outputs, or with a pool the pixels of its
+                # windows, one block of rows per row of a window
+                computed = y_t if pool is None or u is not None else buffer(
+                    "output", (pool[0], y_t.size // out, pool[1], out))
                 if u is not None:
                     winograd.convolve(x[tile], u, self.tiling, y_t, buffer, xp,
-                                      self._kept_tile(tile), windows[0] if in_blocks else 1)
+                                      self._kept_tile(tile), 1 if pool is None else pool[0])
                 elif self.tap_major:
-                    rows = self._rows(x, tile, buffer)
-                    xp.matmul(rows.T, w_g[0], out=y_t.reshape(-1, out))
+                    rows = self._rows(x, tile, buffer, pool=pool)
+                    xp.matmul(rows.T, w_g[0], out=computed.reshape(-1, out))
                 else:
-                    rows = self._rows(x, tile, buffer)
-                    # (G, m, O/G) view of the tile's outputs: themselves when groups == 1
-                    y_g = y_t.reshape(-1, groups, out // groups).transpose(1, 0, 2)
+                    rows = self._rows(x, tile, buffer, pool=pool)
+                    # (G, m, O/G) view of the products: themselves when groups == 1
+                    y_g = computed.reshape(-1, groups, out // groups).transpose(1, 0, 2)
                     xp.matmul(rows, w_g, out=y_g)
-                if pool is not None and not in_blocks:
-                    pool.pool_tile(y_t, y[tile])
+                if computed is not y_t:  # the maxima over the rows, then along them
+                    window_maxima(computed, computed[0], xp)
+                    window_maxima(computed[0].transpose(1, 0, 2), y_t.reshape(-1, out), xp)
                 if bias is not None:
-                    y[tile] += bias
+                    y_t += bias
                 if relu:
-                    xp.maximum(y[tile], 0, out=y[tile])
+                    xp.maximum(y_t, 0, out=y_t)
 
         parallel.run(work, chunks, xp)
         self._x = x

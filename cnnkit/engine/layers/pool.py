@@ -74,35 +74,29 @@ class MaxPool(Layer):
         apply_relu = self.relu is not None and self.relu.in_place
 
         def work(rows: slice, worker: int) -> None:
-            self.pool_tile(x[rows], y[rows], None if winner is None else winner[rows])
+            tiles = [self._tile(x[rows], i, j) for i, j in offsets]
+            y_c = y[rows]
+            if len(tiles) == 1:
+                y_c[...] = tiles[0]
+            if winner is not None:
+                w_c = winner[rows]
+                w_c[...] = 0
+                larger, index = xp.empty(y_c.shape, bool), xp.empty(y_c.shape, w_c.dtype)
+            for k in range(1, len(tiles)):
+                so_far = tiles[0] if k == 1 else y_c
+                if winner is not None:  # strictly larger: a later tie is not the first
+                    xp.greater(tiles[k], so_far, out=larger)
+                    xp.multiply(larger, w_c.dtype.type(k), out=index)
+                    xp.maximum(w_c, index, out=w_c)
+                xp.maximum(so_far, tiles[k], out=y_c)
             if apply_relu:  # the winners are those of the ReLU's output too, or masked by it
-                xp.maximum(y[rows], 0, out=y[rows])
+                xp.maximum(y_c, 0, out=y_c)
 
         parallel.map_chunks(work, len(x), xp, size=x.size)
         # an evaluating forward keeps its input instead, for the rare backward that follows
         # (gradients of an evaluating model, as for a saliency map)
         self._winner, self._x = winner, None if train else x
         return y
-
-    def pool_tile(self, x, y, winner=None) -> None:
-        """Writes into ``y`` the maxima of the windows of the images ``x`` (a tiling pool's),
-        and into ``winner``, if given, the index of each window's first maximum.  A conv that
-        alone feeds this pool calls it on each of its output tiles while they are in cache
-        (``Conv.pooled_forward``)."""
-        xp = self.xp
-        tiles = [self._tile(x, i, j) for i, j in self.window.offsets]
-        if len(tiles) == 1:
-            y[...] = tiles[0]
-        if winner is not None:
-            winner[...] = 0
-            larger, index = xp.empty(y.shape, bool), xp.empty(y.shape, winner.dtype)
-        for k in range(1, len(tiles)):
-            so_far = tiles[0] if k == 1 else y
-            if winner is not None:  # strictly larger: a later tie is not the first
-                xp.greater(tiles[k], so_far, out=larger)
-                xp.multiply(larger, winner.dtype.type(k), out=index)
-                xp.maximum(winner, index, out=winner)
-            xp.maximum(so_far, tiles[k], out=y)
 
     def _backward_tiles(self, dy):
         if self._winner is None:  # the last forward was an evaluating one: find the winners

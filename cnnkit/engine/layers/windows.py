@@ -92,22 +92,52 @@ class Window:
         (out_rows, in_rows), (out_cols, in_cols) = pieces
         return out_rows, out_cols, in_rows, in_cols
 
-    def taps(self, padded):
+    def _pixels(self, padded, pool: tuple[int, int] | None):
+        """Shape and strides of the output pixels' axes in a view of ``padded``: (N, Ho, Wo),
+        or with ``pool`` windows (ph, pw) tiling the output, (ph, N, Ho // ph, Wo // pw * pw),
+        row i of window row a being output row a*ph + i: each row of the windows is then one
+        contiguous block (a max pool's maxima over ph whole blocks, then over pw neighbours),
+        and the pixels are runs along a row, as in the plain order; pixels that no window
+        reads are left out."""
+        s_n, s_h, s_w, _ = padded.strides
+        (sh, sw), n = self.stride, padded.shape[0]
+        if pool is None:
+            return (n,) + self.out_hw, (s_n, s_h * sh, s_w * sw)
+        (ph, pw), (ho, wo) = pool, self.out_hw
+        return (ph, n, ho // ph, wo // pw * pw), (s_h * sh, s_n, s_h * sh * ph, s_w * sw)
+
+    def taps(self, padded, pool: tuple[int, int] | None = None):
         """im2col transposed, as a strided view: (kh, kw, C, N, Ho, Wo), one row per kernel
-        tap and channel (runs of Wo pixels, where ``columns`` has runs of C values)."""
+        tap and channel (runs of Wo pixels, where ``columns`` has runs of C values); the
+        pixels' axes as ``_pixels`` orders them for ``pool``."""
         as_strided = get_array_module(padded).lib.stride_tricks.as_strided
-        s_n, s_h, s_w, s_c = padded.strides
-        (sh, sw), (dh, dw) = self.stride, self.dilation
-        shape = self.kernel + padded.shape[3:] + padded.shape[:1] + self.out_hw
-        strides = (s_h * dh, s_w * dw, s_c, s_n, s_h * sh, s_w * sw)
+        _, s_h, s_w, s_c = padded.strides
+        dh, dw = self.dilation
+        pixels, pixel_strides = self._pixels(padded, pool)
+        shape = self.kernel + padded.shape[3:] + pixels
+        strides = (s_h * dh, s_w * dw, s_c) + pixel_strides
         return as_strided(padded, shape=shape, strides=strides)
 
-    def columns(self, padded, groups: int):
-        """im2col as a strided view, no copy: (groups, N, Ho, Wo, kh, kw, C/groups)."""
+    def columns(self, padded, groups: int, pool: tuple[int, int] | None = None):
+        """im2col as a strided view, no copy: (groups, N, Ho, Wo, kh, kw, C/groups); the
+        pixels' axes as ``_pixels`` orders them for ``pool``."""
         as_strided = get_array_module(padded).lib.stride_tricks.as_strided
-        n, _, _, c = padded.shape
-        s_n, s_h, s_w, s_c = padded.strides
-        (sh, sw), (dh, dw) = self.stride, self.dilation
-        shape = (groups, n) + self.out_hw + self.kernel + (c // groups,)
-        strides = (c // groups * s_c, s_n, s_h * sh, s_w * sw, s_h * dh, s_w * dw, s_c)
+        c = padded.shape[3]
+        _, s_h, s_w, s_c = padded.strides
+        dh, dw = self.dilation
+        pixels, pixel_strides = self._pixels(padded, pool)
+        shape = (groups,) + pixels + self.kernel + (c // groups,)
+        strides = (c // groups * s_c,) + pixel_strides + (s_h * dh, s_w * dw, s_c)
         return as_strided(padded, shape=shape, strides=strides)
+
+
+def window_maxima(pixels, out, xp) -> None:
+    """Writes into ``out`` the element-wise maximum of the arrays ``pixels``, each one pixel
+    of every max-pool window (``Window._pixels``' blocks of rows, Winograd's blocks); the
+    first may be ``out`` itself."""
+    if len(pixels) == 1:
+        out[...] = pixels[0]
+        return
+    xp.maximum(pixels[0], pixels[1], out=out)
+    for more in pixels[2:]:
+        xp.maximum(out, more, out=out)

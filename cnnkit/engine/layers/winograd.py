@@ -56,6 +56,7 @@ from functools import cache
 import numpy
 
 from ...calculator.convolution import BLOCK, WinogradTiling, winograd_tile
+from .windows import window_maxima
 
 # with infinity, the interpolation points: the first 6 for F(4x4, 3x3), all 8 for F(4x4, 5x5)
 POINTS = (0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2))
@@ -183,11 +184,8 @@ def convolve(x, u, tiling: WinogradTiling, y, buffer, xp, kept=None, pool: int =
         # pixel (i, j) of window (a, b) is the block's pixel (a*pool + i, b*pool + j)
         windows = blocks.reshape(side, pool, side, pool, -1)
         maxima = buffer("products", (side, side, t, bh, bw, k))
-        flat = maxima.reshape(side, side, -1)
-        pixels = [windows[:, i, :, j] for i in range(pool) for j in range(pool)]
-        xp.maximum(pixels[0], pixels[1], out=flat)
-        for more in pixels[2:]:
-            xp.maximum(flat, more, out=flat)
+        window_maxima([windows[:, i, :, j] for i in range(pool) for j in range(pool)],
+                      maxima.reshape(side, side, -1), xp)
         blocks, m = maxima, side
     for pixels, where in _block_pieces(y, m):  # fewer than bh x bw blocks where a size is
         pixels[...] = _block_values(blocks, *where)  # not a multiple of m
