@@ -553,20 +553,21 @@ def test_blas_stays_on_one_thread_for_a_whole_pass(monkeypatch):
 
 
 def test_a_max_pool_applies_the_relu_that_alone_feeds_it():
-    """CONV -> RELU -> POOL2: the pool applies the ReLU to its output (relu(max) = max(relu))
+    """BN -> RELU -> POOL2: the pool applies the ReLU to its output (relu(max) = max(relu))
     and the in-place ReLU leaves its input as it is; outputs and gradients are bit for bit
     those of the ReLU applied first, in training, in evaluation, for a backward after an
-    evaluating forward, and in ``activations`` (which needs the ReLU's own output)."""
+    evaluating forward, and in ``activations`` (which needs the ReLU's own output).  (After
+    a CONV the conv pools its own tiles: tests/test_pooled_conv.py.)"""
     from cnnkit.engine.layers import ReLU
     from cnnkit.engine.layers.pool import MaxPool
 
-    network = cnnkit.parse("INPUT 8x8x2 -> CONV3-4 -> RELU -> POOL2 -> FC-3")
+    network = cnnkit.parse("INPUT 8x8x2 -> CONV3-4 -> BN -> RELU -> POOL2 -> FC-3")
     fused, plain = Model(network, dtype="float64", seed=3), Model(network, dtype="float64",
                                                                   seed=3)
-    relu, pool = fused.layers[2], fused.layers[3]
+    relu, pool = fused.layers[3], fused.layers[4]
     assert isinstance(relu, ReLU) and isinstance(pool, MaxPool)
     assert relu.pooled_by is pool and pool.relu is relu
-    plain.layers[2].pooled_by = plain.layers[3].relu = None
+    plain.layers[3].pooled_by = plain.layers[4].relu = None
     x = np.round(np.random.default_rng(0).standard_normal((4, 8, 8, 2)) * 2)  # ties, zeros
     dy = np.random.default_rng(1).standard_normal((4, 3))
     for train in (True, False):
@@ -578,7 +579,7 @@ def test_a_max_pool_applies_the_relu_that_alone_feeds_it():
     shown = fused.activations(x)
     for a, b in zip(shown, plain.activations(x)):
         np.testing.assert_array_equal(a, b)
-    assert shown[2].min() == 0  # the ReLU's own output
+    assert shown[3].min() == 0  # the ReLU's own output
     # a ReLU read by more than the pool applies itself
     branched = Model(cnnkit.parse("INPUT 8x8x2 -> CONV3-4 -> RELU -> RES[POOL2 | POOL2]"))
     assert branched.layers[2].pooled_by is None

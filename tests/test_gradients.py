@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from test_engine_support import CONV_CASES, POOL_CASES, Net, single_layer
 
+import cnnkit
+from cnnkit.calculator.memory import pooled_convolutions
 from cnnkit.engine import Model, softmax_cross_entropy
 from cnnkit.engine.layers import Add, Concat
 from cnnkit.graph.network import Shape
@@ -187,6 +189,22 @@ def test_whole_model_with_res_cat_and_bn():
     net.chain(("pool", dict(mode="max")), ("fc", dict(units=3)), ("softmax", {}))
     model = Model(net.network(), dtype="float64", seed=3)
     check_model(model, random_input(Shape(6, 6, 2), batch=4), np.array([0, 1, 2, 1]))
+
+
+@pytest.mark.parametrize("spec, method, pool", [
+    # im2col pooled by its windows' rows; Winograd pooled in its blocks, no ReLU between
+    ("INPUT 7x7x2 -> CONV3-3 -> RELU -> POOL2(round=floor) -> FC-3", "auto", 3),
+    ("INPUT 6x6x2 -> CONV3-2(bias=false) -> POOL2 -> FC-3", "winograd", 2),
+])
+def test_convs_that_pool_their_own_tiles(spec, method, pool, monkeypatch):
+    """A conv read only by a max pool (through a ReLU or not) runs the pool itself, and its
+    backward takes the pool's output gradient (``memory.pooled_convolutions``)."""
+    monkeypatch.setenv("CNNKIT_CONV_ALGORITHM", method)
+    network = cnnkit.parse(spec)
+    model = Model(network, dtype="float64", seed=5)
+    assert pooled_convolutions(network) == {1: pool}
+    assert model.layers[1].algorithm == ("im2col" if method == "auto" else method)
+    check_model(model, random_input(network.input_shape, batch=3), np.array([2, 0, 1]))
 
 
 def test_logits_from_a_global_average_pool():

@@ -1,6 +1,6 @@
-"""An evaluating forward pools a conv's tiles while they are in cache when only a tiling max
-pool reads the conv (through a ReLU or not): the results, the gradients of a backward that
-follows, and the workspace the memory model counts."""
+"""A conv that only a tiling max pool reads (through a ReLU or not) pools its own tiles while
+they are in cache, forward and backward: the results, the gradients, and the memory the
+calculator counts for it."""
 
 import numpy as np
 import pytest
@@ -57,11 +57,11 @@ def counting_forwards(model, indices):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("spec", list(POOLED))
-def test_an_evaluating_forward_pools_conv_tiles_with_the_same_results(spec, dtype):
-    """What every layer run in turn gives (``activations``), with the ReLUs and pools after
-    the convs not run; a training forward runs them all.  (im2col's products come in
-    another row order, and BLAS may round a row's last bit differently where it falls on
-    another edge of its blocking.)"""
+def test_pooled_convs_give_the_outputs_of_every_layer_run_in_turn(spec, dtype):
+    """What every layer run in turn gives (``activations``), in evaluation and training,
+    with the ReLUs and pools after the convs not run.  (im2col's products come in another
+    row order, and BLAS may round a row's last bit differently where it falls on another
+    edge of its blocking.)"""
     network = cnnkit.parse(spec)
     model = Model(network, dtype=dtype, seed=1)
     shape = network.input_shape
@@ -73,28 +73,33 @@ def test_an_evaluating_forward_pools_conv_tiles_with_the_same_results(spec, dtyp
     expected = model.activations(x)[-1]
     calls.clear()
     tolerance = 1e-6 if dtype == "float32" else 1e-14
-    np.testing.assert_allclose(model.forward(x, train=False), expected, rtol=tolerance,
-                               atol=tolerance * np.abs(expected).max())
+    for train in (False, True):
+        np.testing.assert_allclose(model.forward(x, train), expected, rtol=tolerance,
+                                   atol=tolerance * np.abs(expected).max())
     assert calls == []
-    model.forward(x, train=True)
-    assert calls == skipped
 
 
-def test_a_backward_after_a_pooled_evaluating_forward_has_every_gradient():
-    """The gradients of an evaluating model (a saliency map): the skipped ReLU and pool held
-    nothing for backward, which runs the forward again layer by layer first; the same
-    gradients as after a training forward (no dropout or BN here)."""
-    spec = next(iter(POOLED))
+@pytest.mark.parametrize("spec", list(POOLED))
+def test_pooled_convs_send_the_pools_gradient_to_the_winners(spec):
+    """A pooled training forward notes each window's first maximum (none where the ReLU
+    stops the gradient), and the conv's backward takes the pool's output gradient: the
+    gradients of the layers run in turn (as a backward after an evaluating forward runs
+    them), ties and zeros included, with the data rounded to whole numbers."""
     network = cnnkit.parse(spec)
-    x = np.random.default_rng(0).standard_normal((6, 28, 28, 1))
-    dy = np.random.default_rng(1).standard_normal((6, 10))
-    evaluated, trained = (Model(network, dtype="float64", seed=2) for _ in range(2))
-    evaluated.forward(x, train=False)
-    trained.forward(x, train=True)
-    np.testing.assert_allclose(evaluated.backward(dy), trained.backward(dy), rtol=1e-12,
-                               atol=1e-12)
-    for (name, _, a), (_, _, b) in zip(evaluated.parameters(), trained.parameters()):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=name)
+    shape = network.input_shape
+    x = np.round(np.random.default_rng(0).standard_normal((6, shape.h, shape.w, shape.c)) * 3)
+    pooled, plain = (Model(network, dtype="float64", seed=2) for _ in range(2))
+    for model in (pooled, plain):  # quarters: sums of products that stay exact
+        rng = np.random.default_rng(3)
+        for _, param, _ in model.parameters():
+            param[...] = rng.integers(-3, 4, param.shape) / 4
+    logits = pooled.forward(x, train=True)
+    dy = np.random.default_rng(1).standard_normal(logits.shape)
+    plain.forward(x, train=False)  # its backward runs the layers in turn first
+    np.testing.assert_array_equal(pooled.backward(dy), plain.backward(dy))
+    for (name, _, a), (_, _, b) in zip(pooled.parameters(), plain.parameters()):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+        assert np.abs(a).max() > 0, name
 
 
 def test_pooled_im2col_tiles_compute_the_windows_pixels_into_an_output_array():
@@ -114,12 +119,23 @@ def test_pooled_im2col_tiles_compute_the_windows_pixels_into_an_output_array():
                                                    training=False, pool=(2, 2))
 
 
-def test_the_memory_model_counts_the_pooled_tiles_of_validation(monkeypatch):
+def test_the_memory_model_counts_the_pooled_convs_work_arrays(monkeypatch):
     """After training steps and an evaluating forward, as the trainer runs them, the
-    workspace holds the pooled convs' output tiles too, as the calculator counts them."""
+    workspace holds the pooled convs' output tiles and gradient tiles, as the calculator
+    counts them."""
     monkeypatch.setattr(parallel, "WORKERS", 1)
     for spec in ("INPUT 28x28x1 -> CONV5-8 -> RELU -> POOL2 -> FC-10",
-                 "INPUT 14x14x8 -> CONV3-8 -> RELU -> POOL3(round=floor) -> FC-4"):
+                 "INPUT 14x14x8 -> CONV3-8 -> RELU -> POOL3(round=floor) -> FC-4",
+                 "INPUT 16x16x8 -> CONV3-8 -> POOL2 -> CONV3-16 -> POOL2 -> FC-4"):
         network = cnnkit.parse(spec)
         measured = workspace_after_training_steps(network, 8)
         assert measured == executor_terms(network, 8, "float32", workers=1)["workspace"], spec
+
+
+def test_a_pooled_conv_keeps_neither_its_output_nor_the_relus():
+    """What a training step keeps for backward: the conv's input, the pool's output (the
+    next layer's input) and a byte per pooled output, not the conv's or the ReLU's output."""
+    network = cnnkit.parse("INPUT 28x28x1 -> CONV5-8 -> RELU -> POOL2 -> FC-10")
+    kept = executor_terms(network, 1)["activations"]
+    # input, pooled output (FC's input), winners (4 bytes per float), logits
+    assert kept == 28 * 28 + 14 * 14 * 8 + 14 * 14 * 8 // 4 + 10

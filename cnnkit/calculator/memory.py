@@ -160,6 +160,21 @@ def pooled_convolutions(network) -> dict[int, int]:
     return pooled
 
 
+def _masked_tiles(network) -> set[int]:
+    """The convs whose backward makes each tile's output gradient in a work array: those
+    applying a ReLU's mask (``masked_layers``) and the pooled ones, which send the pool's
+    gradient to the winners of its windows (``pooled_convolutions``)."""
+    return set(masked_layers(network)) | set(pooled_convolutions(network))
+
+
+def _pooled_through(network) -> set[int]:
+    """The nodes that pooled convs compute for (``pooled_convolutions``): their pools and
+    the ReLUs between, which do not run."""
+    nodes = network.nodes
+    return {k for conv, pool in pooled_convolutions(network).items()
+            for k in (pool, nodes[pool].inputs[0]) if k != conv}
+
+
 def executor_terms(network, batch: int, dtype: str = "float32", device: str = "cpu",
                    workers: int | None = None) -> dict[str, int]:
     """``activations``, ``gradients`` (values per image) and ``workspace`` (bytes) of a
@@ -205,6 +220,7 @@ def _kept_values(network, run, itemsize: int) -> int:
     array = list(range(len(nodes)))  # which node's output array each node's output is
     held = {array[0], output}  # the input batch (the caller's) and the logits
     extra = 0
+    through = _pooled_through(network)  # ReLUs and pools that pooled convs run
     for node in run[1:]:
         k, kind = node.index, node.kind
         first = node.inputs[0] if node.inputs else 0
@@ -218,12 +234,13 @@ def _kept_values(network, run, itemsize: int) -> int:
             held.add(array[first])
         if kind == "conv":
             extra += convolution.kept_transform(node.attrs, in_shape, node.out)
-        if kind in ("relu", "tanh", "sigmoid", "softmax"):
+        if kind in ("relu", "tanh", "sigmoid", "softmax") and k not in through:
             held.add(array[k])
         if kind == "pool":
             if _tiles_pool(node, in_shape):  # the winner of each window, in bytes
                 window = node.attrs["kernel"][0] * node.attrs["kernel"][1]
-                extra += -(-size * winner_bytes(window) // itemsize)
+                # (a pooled conv's has one value more: no winner, where the ReLU stops)
+                extra += -(-size * winner_bytes(window + (k in through)) // itemsize)
             else:
                 # padded copy of the input in the layer's scratch
                 extra += _padded_size(node, in_shape) if any(node.attrs.get("pad", (0,) * 4)) \
@@ -258,6 +275,8 @@ def _gradient_peak(network, run, batch: int, itemsize: int, workers: int, device
 
     masking = masked_layers(network)
     masked = set(masking.values())  # RELUs passing dy on
+    through = _pooled_through(network)  # and the ReLUs and pools of pooled convs
+    tiled = _masked_tiles(network)
     pending: dict[int, int] = {run[-1].index: new(run[-1].out.size)}
     peak = 0
     for node in reversed(run[1:]):
@@ -266,12 +285,13 @@ def _gradient_peak(network, run, batch: int, itemsize: int, workers: int, device
             continue
         kind = node.kind
         if kind in ("add", "concat", "flatten", "id") or node.index in masked or (
+                node.index in through) or (
                 kind == "dropout" and node.attrs.get("p", 0) == 0):
             produced = [dy] * len(node.inputs)  # the same array, or views of it
         else:
             produced = [new(nodes[i].out.size) for i in node.inputs
                         if i != 0 or kind not in NO_INPUT_GRAD]
-        kernels = (_kernel_arrays(network, node, batch, itemsize, workers, device, masking)
+        kernels = (_kernel_arrays(network, node, batch, itemsize, workers, device, tiled)
                    if kind == "conv" else 0)
         peak = max(peak, live - (-kernels // batch))  # spread over the batch, rounded up
         done = {dy, *produced}  # freed at the end unless still pending
@@ -289,7 +309,7 @@ def _gradient_peak(network, run, batch: int, itemsize: int, workers: int, device
 
 
 def _kernel_arrays(network, node, batch: int, itemsize: int, workers: int, device: str,
-                   masked: dict[int, int]) -> int:
+                   masked: set[int]) -> int:
     """Values of a conv's backward the size of its kernels: those it computes the input
     gradient with (unless it reads the input batch), each chunk's weight gradient (kept
     until they are added in order), per thread the one a tile adds to it when a chunk has
@@ -318,14 +338,13 @@ def _tile(network, node, batch: int, itemsize: int, workers: int, device: str,
           pool: tuple[int, int] | None = None) -> tuple[int, dict[str, int]]:
     """Images per tile of a conv's forward or backward pass, and its work arrays' values per
     image (``convolution.tile_values``), as ``parallel.tiled_chunks`` cuts the batch;
-    ``masked``: the layers applying a ReLU's mask (``masked_layers``); ``training`` and
+    ``masked``: the layers making output gradient tiles (``_masked_tiles``); ``training`` and
     ``pool`` as for ``tile_values``."""
     shapes = network.nodes[node.inputs[0]].out, node.out
     # a layer reading the input batch computes no input gradient
     values = convolution.tile_values(node.attrs, *shapes, backward,
                                      input_grad=node.inputs[0] != 0,
-                                     masked=node.index in masked, training=training,
-                                     pool=pool)
+                                     masked=node.index in masked, training=training, pool=pool)
     method = convolution.algorithm(node.attrs, shapes[0].c, (node.out.h, node.out.w))
     budget = tile_bytes(method, device, convolution.tap_major(node.attrs, shapes[0].c))
     return min(-(-batch // workers), max(1, budget // (max(values.values()) * itemsize))), values
@@ -354,7 +373,7 @@ def _workspace(network, batch: int, itemsize: int, workers: int, device: str) ->
     layers with enough tiles to reach that thread, in a training forward, backward and an
     evaluating forward (the trainer's validation; ``convolution.tile_values``)."""
     per_thread: list[dict[str, int]] = [{} for _ in range(workers)]
-    masked = masked_layers(network)
+    masked = _masked_tiles(network)
     pooled = pooled_convolutions(network)
     for node in network.nodes:
         if node.kind != "conv":
@@ -363,7 +382,7 @@ def _workspace(network, batch: int, itemsize: int, workers: int, device: str) ->
                   if node.index in pooled else None)
         for backward, training in ((False, True), (True, True), (False, False)):
             tile, values = _tile(network, node, batch, itemsize, workers, device, backward,
-                                 masked, training, None if training else window)
+                                 masked, training, window)
             for k in range(min(workers, -(-batch // tile))):
                 held = per_thread[k]
                 for key, v in values.items():

@@ -49,11 +49,12 @@ class Model:
             self.layers[relu].mask_deferred = True
         for relu, pool in self._pooled_relus():
             relu.pooled_by, pool.relu = pool, relu
-        self._pooled = pooled_convolutions(network)  # conv -> pool, in evaluating forwards
+        self._pooled = pooled_convolutions(network)  # conv -> the pool its tiles are pooled by
         # the nodes a pooled conv computes for: its pool and the ReLU between them, if any
         self._pooled_through = {k for conv, pool in self._pooled.items()
                                 for k in (pool, nodes[pool].inputs[0]) if k != conv}
         self._unpooled = None  # the input of an evaluating forward that pooled convs' tiles
+        self._pooled_backward = False  # the last forward was a pooled training one
         self._input_readers = [layer for node, layer in zip(nodes, self.layers) if 0 in node.inputs]
         # forward lets go of an output after its last reader ran: only what layers keep for
         # backward (and the result) stays in memory
@@ -94,16 +95,18 @@ class Model:
     def forward(self, x, train: bool = True):
         """The output of the last node (the logits when it is a SOFTMAX) for the batch ``x``.
 
-        Evaluating, a conv that only a tiling max pool reads (through a ReLU or not) pools
-        its own tiles (``Conv.pooled_forward``); the ReLU and the pool then do not run."""
-        return self._forward(x, train, pooled=not train)
+        A conv that only a tiling max pool reads (through a ReLU or not) pools its own
+        tiles (``Conv.pooled_forward``); the ReLU and the pool then do not run, forward or
+        backward."""
+        return self._forward(x, train, pooled=True)
 
     def _forward(self, x, train: bool, pooled: bool):
         nodes, layers = self.network.nodes, self.layers
         outputs = [self.xp.asarray(x, dtype=self.dtype)]
         pooled = pooled and bool(self._pooled)
-        # the pooled convs' ReLUs and pools hold nothing for a backward: it runs this again
-        self._unpooled = outputs[0] if pooled else None
+        self._pooled_backward = pooled and train
+        # an evaluating pooled conv notes no winners: a backward runs this again unpooled
+        self._unpooled = outputs[0] if pooled and not train else None
         done = {}  # the pools' outputs, computed by the convs before them
         with parallel.single_threaded_blas(self.xp):
             for node, layer in zip(nodes[1:self._run], layers[1:self._run]):
@@ -111,8 +114,8 @@ class Model:
                 if pooled and node.index in self._pooled:
                     pool = nodes[self._pooled[node.index]]
                     relu = pool.inputs[0] != node.index
-                    done[pool.index] = layer.pooled_forward(inputs[0], tuple(pool.attrs["kernel"]),
-                                                            relu)
+                    done[pool.index] = layer.pooled_forward(inputs[0], train,
+                                                            tuple(pool.attrs["kernel"]), relu)
                     outputs.append(None)
                 elif pooled and node.index in self._pooled_through:
                     outputs.append(done.pop(node.index, None))  # None for the ReLU
@@ -157,6 +160,9 @@ class Model:
             for node in reversed(nodes[1:self._run]):
                 dy, pending[node.index] = pending[node.index], None
                 if dy is None:  # a node the output does not depend on
+                    continue
+                if self._pooled_backward and node.index in self._pooled_through:
+                    pending[node.inputs[0]] = dy  # the pooled conv takes the pool's gradient
                     continue
                 for i, dx in zip(node.inputs, layers[node.index].backward(dy)):
                     if dx is not None:

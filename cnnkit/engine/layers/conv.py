@@ -11,7 +11,7 @@ from ...calculator import convolution, memory
 from .. import parallel
 from . import winograd
 from .base import Layer, Scratch
-from .windows import Window, window_maxima
+from .windows import Window, window_gradient, window_maxima
 
 
 def transposed_window(window: Window, groups: int, node, in_shape) -> Window | None:
@@ -68,6 +68,7 @@ class Conv(Layer):
         self.tap_major = convolution.tap_major(attrs, in_shapes[0].c)
         self.output_mask = None  # the ReLU whose mask backward applies to dy (set by the Model)
         self._kept = None  # Winograd's V of the last training forward, (n*n, N*blocks*C)
+        self._pool = self._winner = None  # a pooled training forward's windows, winners
         self.workspace = Scratch(xp)  # work arrays of tiles; the Model shares one among layers
 
     @property
@@ -93,9 +94,10 @@ class Conv(Layer):
         takes tiles as large as its forward's: its transposed rows (kh*kw*O per pixel) would
         shrink them to one image, and a layer with one or three input channels would then
         spend its time in per-tile overhead."""
+        masked = self.output_mask is not None or self._winner is not None
         return convolution.tile_values(self.node.attrs, *self.shapes, backward, self.input_grad,
-                                       self.algorithm, masked=self.output_mask is not None,
-                                       training=training, pool=pool)
+                                       self.algorithm, masked=masked, training=training,
+                                       pool=pool)
 
     def _chunks(self, n: int, backward: bool = False, training: bool = True,
                 pool: tuple[int, int] | None = None) -> list[list[slice]]:
@@ -142,16 +144,20 @@ class Conv(Layer):
     def forward(self, xs, train):
         return self._forward(xs[0], train)
 
-    def pooled_forward(self, x, pool: tuple[int, int], relu: bool):
-        """The evaluating forward of this layer followed by a tiling max pool of ``pool``
-        windows that alone reads its output, directly or through a ReLU (``relu``) that
-        alone reads it (``memory.pooled_convolutions``): the pool's output.  Each tile is
-        pooled while it is in cache, so neither this layer's output nor the ReLU's is
-        written whole: Winograd takes the maxima from its output blocks, im2col computes
-        the pixels window by window (``Window.taps``), so that the maxima are over whole
-        blocks of rows.  The bias is added, and the ReLU applied, to the pooled tile (both
-        commute with a maximum, bit for bit: rounding is monotonic)."""
-        return self._forward(x, False, pool, relu)
+    def pooled_forward(self, x, train: bool, pool: tuple[int, int], relu: bool):
+        """This layer's forward followed by a tiling max pool of ``pool`` windows that alone
+        reads its output, directly or through a ReLU (``relu``) that alone reads it
+        (``memory.pooled_convolutions``): the pool's output.  Each tile is pooled while it
+        is in cache, so neither this layer's output nor the ReLU's is written whole:
+        Winograd takes the maxima from its output blocks, im2col computes the pixels window
+        by window (``Window.taps``), so that the maxima are over whole blocks of rows.  The
+        bias is added, and the ReLU applied, to the pooled tile (both commute with a
+        maximum, bit for bit: rounding is monotonic).  Training notes each window's winner,
+        or none where the ReLU stops the gradient, and ``backward`` then takes the pool's
+        output gradient.  (The winners are those of the products before the bias, which
+        differ from the biased outputs' only where adding the bias rounds two values to
+        one: the gradient then goes to the larger, not to the first.)"""
+        return self._forward(x, train, pool, relu)
 
     def _forward(self, x, train: bool, pool: tuple[int, int] | None = None, relu: bool = False):
         xp, groups = self.xp, self.groups
@@ -161,6 +167,10 @@ class Conv(Layer):
         (ho, wo) = self.window.out_hw
         out_hw = (ho, wo) if pool is None else (ho // pool[0], wo // pool[1])
         y = xp.empty((n,) + out_hw + (out,), xp.result_type(x, w_g))
+        self._pool, self._winner = pool, None
+        if train and pool is not None:  # len(pixels) marks a window the ReLU stops
+            pixels = pool[0] * pool[1]
+            self._winner = xp.empty(y.shape, f"uint{8 * memory.winner_bytes(pixels + 1)}")
         if self.bias_row:  # the bias as the weights of the rows' row of ones
             w_g, bias = xp.concatenate([w_g[0], bias[None]])[None], None
         chunks = self._chunks(n, training=train, pool=pool)
@@ -178,13 +188,14 @@ class Conv(Layer):
             buffer = self._buffers(worker)
             for tile in tiles:
                 y_t = y[tile]
+                winner = None if self._winner is None else self._winner[tile]
                 # where im2col's products go: the outputs, or with a pool the pixels of its
                 # windows, one block of rows per row of a window
                 computed = y_t if pool is None or u is not None else buffer(
                     "output", (pool[0], y_t.size // out, pool[1], out))
                 if u is not None:
                     winograd.convolve(x[tile], u, self.tiling, y_t, buffer, xp,
-                                      self._kept_tile(tile), 1 if pool is None else pool[0])
+                                      self._kept_tile(tile), pool and pool[0], winner)
                 elif self.tap_major:
                     rows = self._rows(x, tile, buffer, pool=pool)
                     xp.matmul(rows.T, w_g[0], out=computed.reshape(-1, out))
@@ -193,13 +204,20 @@ class Conv(Layer):
                     # (G, m, O/G) view of the products: themselves when groups == 1
                     y_g = computed.reshape(-1, groups, out // groups).transpose(1, 0, 2)
                     xp.matmul(rows, w_g, out=y_g)
-                if computed is not y_t:  # the maxima over the rows, then along them
+                if computed is not y_t and winner is None:  # over the rows, then along them
                     window_maxima(computed, computed[0], xp)
                     window_maxima(computed[0].transpose(1, 0, 2), y_t.reshape(-1, out), xp)
+                elif computed is not y_t:
+                    window_maxima([computed[i][:, j] for i in range(pool[0])
+                                   for j in range(pool[1])], y_t.reshape(-1, out), xp,
+                                  winner.reshape(-1, out))
                 if bias is not None:
                     y_t += bias
                 if relu:
                     xp.maximum(y_t, 0, out=y_t)
+                    if winner is not None:  # (putmask: 10x slower)
+                        stopped = xp.multiply(y_t <= 0, winner.dtype.type(pixels))
+                        xp.maximum(winner, stopped, out=winner)
 
         parallel.run(work, chunks, xp)
         self._x = x
@@ -268,7 +286,18 @@ class Conv(Layer):
     def _output_gradient(self, dy, tile: slice, buffer):
         """The tile's output gradient, times the following ReLU's mask when this layer
         applies it (``output_mask``): one product on a tile in cache instead of a pass of
-        the ReLU over the whole gradient."""
+        the ReLU over the whole gradient.  After a pooled training forward ``dy`` is the
+        pool's output gradient, and goes to the pixels that won their windows."""
+        if self._winner is not None:
+            (ph, pw), (ho, wo) = self._pool, self.window.out_hw
+            hp, wp = ho // ph * ph, wo // pw * pw
+            dy_t = buffer("masked", (tile.stop - tile.start, ho, wo, dy.shape[-1]), dy.dtype)
+            dy_t[:, hp:] = 0  # rows and columns no window reads (floor rounding)
+            dy_t[:, :hp, wp:] = 0
+            window_gradient(dy[tile], self._winner[tile],
+                            [dy_t[:, i:hp:ph, j:wp:pw] for i in range(ph) for j in range(pw)],
+                            self.xp)
+            return dy_t
         if self.output_mask is None:
             return dy[tile]
         dy_t = buffer("masked", dy[tile].shape, dy.dtype)

@@ -7,7 +7,7 @@ import numpy
 from ...calculator import memory
 from .. import parallel
 from .base import Layer, Scratch
-from .windows import Window
+from .windows import Window, window_gradient, window_maxima
 
 
 class MaxPool(Layer):
@@ -74,23 +74,10 @@ class MaxPool(Layer):
         apply_relu = self.relu is not None and self.relu.in_place
 
         def work(rows: slice, worker: int) -> None:
-            tiles = [self._tile(x[rows], i, j) for i, j in offsets]
-            y_c = y[rows]
-            if len(tiles) == 1:
-                y_c[...] = tiles[0]
-            if winner is not None:
-                w_c = winner[rows]
-                w_c[...] = 0
-                larger, index = xp.empty(y_c.shape, bool), xp.empty(y_c.shape, w_c.dtype)
-            for k in range(1, len(tiles)):
-                so_far = tiles[0] if k == 1 else y_c
-                if winner is not None:  # strictly larger: a later tie is not the first
-                    xp.greater(tiles[k], so_far, out=larger)
-                    xp.multiply(larger, w_c.dtype.type(k), out=index)
-                    xp.maximum(w_c, index, out=w_c)
-                xp.maximum(so_far, tiles[k], out=y_c)
+            window_maxima([self._tile(x[rows], i, j) for i, j in offsets], y[rows], xp,
+                          None if winner is None else winner[rows])
             if apply_relu:  # the winners are those of the ReLU's output too, or masked by it
-                xp.maximum(y_c, 0, out=y_c)
+                xp.maximum(y[rows], 0, out=y[rows])
 
         parallel.map_chunks(work, len(x), xp, size=x.size)
         # an evaluating forward keeps its input instead, for the rare backward that follows
@@ -106,12 +93,11 @@ class MaxPool(Layer):
         dx = xp.empty((len(dy),) + self.window.in_hw + dy.shape[3:], dy.dtype)
 
         def work(rows: slice, worker: int) -> None:
-            dy_c, dx_c, w_c = dy[rows], dx[rows], winner[rows]
+            dx_c = dx[rows]
             dx_c[:, ho * kh:] = 0  # rows and columns no window reads (floor rounding)
             dx_c[:, :, wo * kw:] = 0
-            takes = xp.empty(w_c.shape, bool)
-            for k, (i, j) in enumerate(offsets):
-                xp.multiply(dy_c, xp.equal(w_c, k, out=takes), out=self._tile(dx_c, i, j))
+            window_gradient(dy[rows], winner[rows], [self._tile(dx_c, i, j) for i, j in offsets],
+                            xp)
 
         parallel.map_chunks(work, len(dy), xp, size=dy.size)
         return dx

@@ -131,13 +131,30 @@ class Window:
         return as_strided(padded, shape=shape, strides=strides)
 
 
-def window_maxima(pixels, out, xp) -> None:
+def window_maxima(pixels, out, xp, winner=None) -> None:
     """Writes into ``out`` the element-wise maximum of the arrays ``pixels``, each one pixel
-    of every max-pool window (``Window._pixels``' blocks of rows, Winograd's blocks); the
-    first may be ``out`` itself."""
+    of every max-pool window in scan order (a pool's strided slices, ``Window._pixels``'
+    blocks of rows, Winograd's blocks), and into ``winner``, if given, the index of each
+    window's first maximum: the last pixel larger than all before it, found while the
+    maximum is taken (a comparison and two byte-sized passes per pixel)."""
     if len(pixels) == 1:
         out[...] = pixels[0]
-        return
-    xp.maximum(pixels[0], pixels[1], out=out)
-    for more in pixels[2:]:
-        xp.maximum(out, more, out=out)
+    if winner is not None:
+        winner[...] = 0
+        larger, index = xp.empty(out.shape, bool), xp.empty(out.shape, winner.dtype)
+    for k in range(1, len(pixels)):
+        so_far = pixels[0] if k == 1 else out
+        if winner is not None:  # strictly larger: a later tie is not the first
+            xp.greater(pixels[k], so_far, out=larger)
+            xp.multiply(larger, winner.dtype.type(k), out=index)
+            xp.maximum(winner, index, out=winner)
+        xp.maximum(so_far, pixels[k], out=out)
+
+
+def window_gradient(dy, winner, pixels, xp) -> None:
+    """The gradient of ``window_maxima``: writes into each of the arrays ``pixels`` (as
+    there, of an input gradient) ``dy`` where the pixel won its window, else 0.  A
+    ``winner`` of len(pixels) or more gives no pixel anything."""
+    takes = xp.empty(winner.shape, bool)
+    for k, pixel in enumerate(pixels):
+        xp.multiply(dy, xp.equal(winner, k, out=takes), out=pixel)

@@ -165,12 +165,14 @@ def _on_both_axes(a, x, out, buffer, xp) -> None:
     xp.matmul(a, one_axis.reshape(p, q, -1), out=out.reshape(p, p, -1))
 
 
-def convolve(x, u, tiling: WinogradTiling, y, buffer, xp, kept=None, pool: int = 1) -> None:
+def convolve(x, u, tiling: WinogradTiling, y, buffer, xp, kept=None, pool: int | None = None,
+             winner=None) -> None:
     """Writes into ``y`` (t, Ho, Wo, K) the convolution of the images ``x`` with the
     transformed kernels ``u`` (n*n, C, K) (no bias); V goes into ``kept`` if given (see
-    ``transform_input``), for the weight gradient.  With ``pool`` > 1 (a divisor of the
-    block side), ``y`` (t, Ho // pool, Wo // pool, K) gets the maxima of the outputs'
-    pool x pool windows instead, each taken inside its block."""
+    ``transform_input``), for the weight gradient.  With ``pool`` (a divisor of the block
+    side), ``y`` (t, Ho // pool, Wo // pool, K) gets the maxima of the outputs' pool x pool
+    windows instead, each taken inside its block, and ``winner`` (the same shape), if given,
+    their first maxima (``window_maxima``)."""
     v = transform_input(x, tiling, buffer, xp, kept)
     t, k = len(x), u.shape[2]
     (bh, bw), m = tiling.blocks, tiling.block
@@ -179,16 +181,22 @@ def convolve(x, u, tiling: WinogradTiling, y, buffer, xp, kept=None, pool: int =
     blocks = buffer("blocks", (m, m, t, bh, bw, k))
     _on_both_axes(_matrix(tiling.kernel, "A_T", xp, products.dtype.str), products,
                   blocks.reshape(m * m, -1), buffer, xp)
-    if pool > 1:  # blocks of maxima, (m/pool)^2 per block, in the products' array (free now)
+    won = None
+    if pool is not None:  # blocks of maxima, (m/pool)^2 per block, in arrays free now
         side = m // pool
         # pixel (i, j) of window (a, b) is the block's pixel (a*pool + i, b*pool + j)
         windows = blocks.reshape(side, pool, side, pool, -1)
         maxima = buffer("products", (side, side, t, bh, bw, k))
+        if winner is not None:
+            won = buffer("one_axis", maxima.shape, winner.dtype)
         window_maxima([windows[:, i, :, j] for i in range(pool) for j in range(pool)],
-                      maxima.reshape(side, side, -1), xp)
+                      maxima.reshape(side, side, -1), xp,
+                      None if won is None else won.reshape(side, side, -1))
         blocks, m = maxima, side
-    for pixels, where in _block_pieces(y, m):  # fewer than bh x bw blocks where a size is
-        pixels[...] = _block_values(blocks, *where)  # not a multiple of m
+    for target, found in ((y, blocks), (winner, won)):
+        if found is not None:  # fewer than bh x bw blocks where a size is not a multiple of m
+            for pixels, where in _block_pieces(target, m):
+                pixels[...] = _block_values(found, *where)
 
 
 def output_gradient(dy, tiling: WinogradTiling, buffer, xp):
