@@ -142,6 +142,37 @@ def conv_algorithm(method: str):
             os.environ["CNNKIT_CONV_ALGORITHM"] = previous
 
 
+@contextlib.contextmanager
+def timed_layers(model, sync: Callable[[], None] = lambda: None):
+    """Seconds of every call of each layer's ``forward`` (or ``pooled_forward``, a conv
+    that runs the pool after it: ``cnnkit.calculator.memory.pooled_convolutions``) and
+    ``backward`` while ``model`` runs its own passes: ``{node index: {"forward": [...],
+    "backward": [...]}}``; a layer that a pooled conv runs for has none."""
+    times = {i: {"forward": [], "backward": []} for i in range(len(model.layers))}
+    wrapped = []
+    for index, layer in enumerate(model.layers):
+        for method, key in (("forward", "forward"), ("pooled_forward", "forward"),
+                            ("backward", "backward")):
+            call = getattr(layer, method, None)
+            if call is None:
+                continue
+
+            def timed(*args, call=call, seconds=times[index][key]):
+                start = time.perf_counter()
+                result = call(*args)
+                sync()
+                seconds.append(time.perf_counter() - start)
+                return result
+
+            setattr(layer, method, timed)  # an instance attribute over the class's method
+            wrapped.append((layer, method))
+    try:
+        yield times
+    finally:
+        for layer, method in wrapped:
+            delattr(layer, method)
+
+
 def median_ms(times: list[float]) -> float:
     return 1000 * statistics.median(times)
 

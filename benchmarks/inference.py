@@ -10,7 +10,7 @@ GFLOP/s as a fraction of the float32 GEMM peak measured in the same run.
 from __future__ import annotations
 
 import argparse
-import time
+import statistics
 
 from . import common
 from .contenders import CnnkitStep, TorchStep
@@ -18,21 +18,17 @@ from .train_step import setup_device
 
 
 def conv_layers(step: CnnkitStep, sync, repeats: int = 7) -> list[dict]:
-    """Median forward seconds of every cnnkit conv layer, in evaluation mode."""
+    """Median forward seconds of every cnnkit conv layer, in evaluation mode, as the model
+    runs them (a pooled conv's include its ReLU and pool)."""
     model = step.model
-    nodes, layers = model.network.nodes, model.layers
-    times = {node.index: [] for node in nodes if node.kind == "conv"}
-    for _ in range(repeats):
-        outputs = [step.x]
-        for node, layer in zip(nodes[1:model._run], layers[1:model._run]):
-            start = time.perf_counter()
-            outputs.append(layer.forward([outputs[i] for i in node.inputs], False))
-            sync()
-            if node.index in times:
-                times[node.index].append(time.perf_counter() - start)
+    nodes = model.network.nodes
+    with common.timed_layers(model, sync) as times:
+        for _ in range(repeats):
+            step.infer()
     summary = model.network.summary()
     return [{"index": i, "name": nodes[i].name, "macs": summary.rows[i].macs,
-             "seconds": sorted(t)[len(t) // 2]} for i, t in times.items()]
+             "seconds": statistics.median(times[i]["forward"])}
+            for i in range(1, model._run) if nodes[i].kind == "conv"]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,11 +18,11 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import time
+import statistics
 
 import numpy
 
-from cnnkit.engine import parallel, softmax_cross_entropy
+from cnnkit.engine import softmax_cross_entropy
 
 from . import common
 from .contenders import CnnkitStep, TorchStep
@@ -61,39 +61,19 @@ def check_same_function(ours: CnnkitStep, theirs: TorchStep) -> float:
 
 
 def profile_layers(step: CnnkitStep, sync, repeats: int = 5) -> list[dict]:
-    """Median forward and backward seconds of every cnnkit layer in a training step."""
+    """Median forward and backward seconds of every cnnkit layer in training steps as the
+    model runs them (a pooled conv's include its ReLU and pool, which show as pooled)."""
     model = step.model
-    nodes, layers = model.network.nodes, model.layers
-    run = model._run
-    fwd = {i: [] for i in range(1, run)}
-    bwd = {i: [] for i in range(1, run)}
-    with parallel.single_threaded_blas(model.xp):  # as Model.forward and backward hold it
+    nodes = model.network.nodes
+    with common.timed_layers(model, sync) as times:
         for _ in range(repeats):
-            outputs = [step.x]
-            for node, layer in zip(nodes[1:run], layers[1:run]):
-                start = time.perf_counter()
-                outputs.append(layer.forward([outputs[i] for i in node.inputs], True))
-                sync()
-                fwd[node.index].append(time.perf_counter() - start)
-            _, dy = softmax_cross_entropy(outputs[model.output_index], step.y)
-            pending = [None] * len(nodes)
-            pending[model.output_index] = dy
-            for node in reversed(nodes[1:run]):
-                dy, pending[node.index] = pending[node.index], None
-                if dy is None:
-                    continue
-                start = time.perf_counter()
-                dxs = layers[node.index].backward(dy)
-                sync()
-                bwd[node.index].append(time.perf_counter() - start)
-                for i, dx in zip(node.inputs, dxs):
-                    pending[i] = dx if pending[i] is None else pending[i] + dx
-            step.optimizer.step()
+            step()
     summary = model.network.summary()
     return [{"index": i, "name": nodes[i].name, "kind": nodes[i].kind, "macs": summary.rows[i].macs,
-             "forward_s": sorted(fwd[i])[len(fwd[i]) // 2],
-             "backward_s": sorted(bwd[i])[len(bwd[i]) // 2] if bwd[i] else 0.0}
-            for i in range(1, run)]
+             "forward_s": statistics.median(times[i]["forward"] or [0.0]),
+             "backward_s": statistics.median(times[i]["backward"] or [0.0]),
+             "pooled": not times[i]["forward"]}
+            for i in range(1, model._run)]
 
 
 def run_one(name: str, batch: int, args, torch, xp, device, sync, peak: float) -> dict:
@@ -151,6 +131,9 @@ def report(result: dict, peak: float) -> None:
             if row["macs"]:
                 gflops = 2 * row["macs"] * batch / row["forward_s"] / 1e9
                 rate = f"{gflops:13.1f}{100 * gflops / peak:8.0f}%"
+            if row["pooled"]:
+                print(f"  {row['index']:>2} {row['name']:<21}  run by the pooled conv")
+                continue
             print(f"  {row['index']:>2} {row['name']:<21}{1000 * row['forward_s']:8.2f}"
                   f"{1000 * row['backward_s']:8.2f}{rate}")
 
