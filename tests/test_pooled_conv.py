@@ -100,6 +100,10 @@ def test_pooled_convs_send_the_pools_gradient_to_the_winners(spec):
     for (name, _, a), (_, _, b) in zip(pooled.parameters(), plain.parameters()):
         np.testing.assert_array_equal(a, b, err_msg=name)
         assert np.abs(a).max() > 0, name
+    # every layer ran in ``activations``: a backward after it is the plain one too
+    plain.forward(x, train=True)
+    plain.activations(x)
+    np.testing.assert_array_equal(plain.backward(dy), pooled.backward(dy))
 
 
 def test_pooled_im2col_tiles_compute_the_windows_pixels_into_an_output_array():

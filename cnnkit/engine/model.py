@@ -130,6 +130,7 @@ class Model:
         (what `cnnkit visualize activations` draws)."""
         nodes, layers = self.network.nodes, self.layers
         outputs = [self.xp.asarray(x, dtype=self.dtype)]
+        self._pooled_backward, self._unpooled = False, None  # every layer runs: a plain backward
         for layer in self._in_place:  # every output is returned, so none may be overwritten
             layer.in_place = False
         try:
