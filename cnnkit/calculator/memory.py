@@ -14,7 +14,9 @@ it:
 
     activations   batch * (the arrays layers keep for backward: inputs of CONV/FC/LRN/BN,
                   outputs of RELU/TANH/SIGMOID/SOFTMAX and of max pools other than tiling
-                  ones (which keep a byte per output instead, ``winner_bytes``),
+                  ones (which keep a byte per output instead, ``winner_bytes``; a CONV
+                  that pools its own tiles keeps neither its output nor its ReLU's,
+                  ``pooled_convolutions``),
                   Winograd's transformed input, dropout and leaky-ReLU masks, the input
                   batch and the logits; a RELU after CONV/FC/BN/RES/CAT overwrites its
                   input in place)
@@ -22,11 +24,11 @@ it:
                   the gradient a layer reads, the ones it writes, those waiting at branch
                   points, and a conv's kernel-sized arrays while its backward runs)
     workspace     the convolutions' tiles: per CPU core and work array (im2col rows, padded
-                  input, Winograd's transforms; ``convolution.tile_values``), the largest
-                  tile (up to ``tile_bytes`` in its largest array, at least one image; sized
-                  for forward and backward, where a layer reading the input batch computes
-                  no input gradient, and for the evaluating forward of validation, which
-                  pools the tiles of ``pooled_convolutions``)
+                  input, Winograd's transforms, pooled convs' outputs;
+                  ``convolution.tile_values``), the largest tile (up to ``tile_bytes`` in
+                  its largest array, at least one image; sized for forward and backward,
+                  where a layer reading the input batch computes no input gradient, and for
+                  the evaluating forward of validation)
     parameters    as above
 
 The tiling constants below are the engine's (``cnnkit.engine.parallel`` imports them).

@@ -204,13 +204,8 @@ class Conv(Layer):
                     # (G, m, O/G) view of the products: themselves when groups == 1
                     y_g = computed.reshape(-1, groups, out // groups).transpose(1, 0, 2)
                     xp.matmul(rows, w_g, out=y_g)
-                if computed is not y_t and winner is None:  # over the rows, then along them
-                    window_maxima(computed, computed[0], xp)
-                    window_maxima(computed[0].transpose(1, 0, 2), y_t.reshape(-1, out), xp)
-                elif computed is not y_t:
-                    window_maxima([computed[i][:, j] for i in range(pool[0])
-                                   for j in range(pool[1])], y_t.reshape(-1, out), xp,
-                                  winner.reshape(-1, out))
+                if computed is not y_t:
+                    self._take_maxima(computed, y_t, winner)
                 if bias is not None:
                     y_t += bias
                 if relu:
@@ -222,6 +217,20 @@ class Conv(Layer):
         parallel.run(work, chunks, xp)
         self._x = x
         return y
+
+    def _take_maxima(self, computed, y, winner) -> None:
+        """Writes into ``y`` the maxima of im2col's products ``computed`` (ph, pixels, pw, O),
+        the pixels of a pool's windows row by row of a window (``Window.taps``), and into
+        ``winner``, if given, each window's first maximum (then pixel by pixel, in scan
+        order: the rows' blocks first would find the first maximum of a column)."""
+        xp, out = self.xp, computed.shape[-1]
+        if winner is None:  # over the rows' blocks, then along the rows
+            window_maxima(computed, computed[0], xp)
+            window_maxima(computed[0].transpose(1, 0, 2), y.reshape(-1, out), xp)
+        else:
+            (ph, _, pw, _) = computed.shape
+            window_maxima([computed[i][:, j] for i in range(ph) for j in range(pw)],
+                          y.reshape(-1, out), xp, winner.reshape(-1, out))
 
     @property
     def _kept_per_image(self) -> int:
