@@ -136,11 +136,11 @@ def masked_layers(network) -> dict[int, int]:
 
 def pooled_convolutions(network) -> dict[int, int]:
     """``{conv index: pool index}`` for every CONV whose output only a tiling max pool reads,
-    directly or through a RELU that alone reads it (which then runs in place and is applied
-    by the pool): in an evaluating forward the engine pools each conv tile while it is in
-    the core's cache, so the conv's output and the ReLU's are never written whole
-    (benchmarks/RESULTS.md, 2026-12-07).  A Winograd layer does where its blocks hold
-    whole windows (``convolution.pools_in_blocks``)."""
+    directly or through a RELU that alone reads it: the engine's conv pools each of its
+    tiles while it is in the core's cache and applies the ReLU, forward and backward, so
+    that the conv's output and the ReLU's are never written or kept whole, and the ReLU
+    and the pool do not run (benchmarks/RESULTS.md, 2026-12-07).  A Winograd layer does
+    where its blocks hold whole windows (``convolution.pools_in_blocks``)."""
     nodes = network.nodes
     readers: list[list[int]] = [[] for _ in nodes]
     for node in nodes:
@@ -169,7 +169,7 @@ def _masked_tiles(network) -> set[int]:
     return set(masked_layers(network)) | set(pooled_convolutions(network))
 
 
-def _pooled_through(network) -> set[int]:
+def pooled_through(network) -> set[int]:
     """The nodes that pooled convs compute for (``pooled_convolutions``): their pools and
     the ReLUs between, which do not run."""
     nodes = network.nodes
@@ -222,7 +222,7 @@ def _kept_values(network, run, itemsize: int) -> int:
     array = list(range(len(nodes)))  # which node's output array each node's output is
     held = {array[0], output}  # the input batch (the caller's) and the logits
     extra = 0
-    through = _pooled_through(network)  # ReLUs and pools that pooled convs run
+    through = pooled_through(network)  # ReLUs and pools that pooled convs run
     for node in run[1:]:
         k, kind = node.index, node.kind
         first = node.inputs[0] if node.inputs else 0
@@ -277,7 +277,7 @@ def _gradient_peak(network, run, batch: int, itemsize: int, workers: int, device
 
     masking = masked_layers(network)
     masked = set(masking.values())  # RELUs passing dy on
-    through = _pooled_through(network)  # and the ReLUs and pools of pooled convs
+    through = pooled_through(network)  # and the ReLUs and pools of pooled convs
     tiled = _masked_tiles(network)
     pending: dict[int, int] = {run[-1].index: new(run[-1].out.size)}
     peak = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy
 
 # the memory model and the engine agree on these
-from ..calculator.memory import OVERWRITABLE, masked_layers, pooled_convolutions
+from ..calculator.memory import OVERWRITABLE, masked_layers, pooled_convolutions, pooled_through
 from ..graph.network import Network
 from . import heap, parallel
 from .backend import to_numpy
@@ -50,9 +50,7 @@ class Model:
         for relu, pool in self._pooled_relus():
             relu.pooled_by, pool.relu = pool, relu
         self._pooled = pooled_convolutions(network)  # conv -> the pool its tiles are pooled by
-        # the nodes a pooled conv computes for: its pool and the ReLU between them, if any
-        self._pooled_through = {k for conv, pool in self._pooled.items()
-                                for k in (pool, nodes[pool].inputs[0]) if k != conv}
+        self._pooled_through = pooled_through(network)  # those pools and their ReLUs
         self._unpooled = None  # the input of an evaluating forward that pooled convs' tiles
         self._pooled_backward = False  # the last forward was a pooled training one
         self._input_readers = [layer for node, layer in zip(nodes, self.layers) if 0 in node.inputs]
