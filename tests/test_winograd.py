@@ -361,3 +361,19 @@ def test_the_memory_model_counts_the_kept_v(monkeypatch):
     assert executor_terms(cnnkit.parse(spec), 8)["activations"] == kept
     assert convolution.kept_transform(*conv_attrs(spec)[:1], cnnkit.parse(spec).nodes[0].out,
                                       cnnkit.parse(spec).nodes[1].out) == 0
+
+
+def test_the_input_gradients_sums_fit_the_work_arrays_the_memory_model_counts(monkeypatch):
+    """The input gradient adds the tiles up in dV's array, the padded input's size: on a
+    4x4 map (forced Winograd, one block) that is larger than dV, and the model says so."""
+    from cnnkit.calculator.convolution import WinogradTiling
+    from cnnkit.calculator.memory import executor_terms
+    from cnnkit.engine import parallel
+
+    values = WinogradTiling((4, 4), (1, 1, 1, 1), 3).values(2, 2)
+    assert values["transformed"] == values["padded"] == 8 * 8 * 2 > 36 * 1 * 2
+    monkeypatch.setattr(parallel, "WORKERS", 1)
+    monkeypatch.setenv("CNNKIT_CONV_ALGORITHM", "winograd")
+    network = cnnkit.parse("INPUT 4x4x2 -> CONV3-2 -> RELU -> CONV3-2 -> FC-3")
+    assert workspace_after_training_steps(network, 4) == executor_terms(
+        network, 4, "float32", workers=1)["workspace"]

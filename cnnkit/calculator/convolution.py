@@ -113,10 +113,12 @@ class WinogradTiling:
     def values(self, c: int, k: int) -> dict[str, int]:
         """Values per image of each work array of a convolution from ``c`` to ``k`` channels
         (backward's passes use the same arrays: dV and its tiles are the size of V and its
-        tiles)."""
+        tiles, and dV's array then holds the input gradient's sums, the padded input's size,
+        which is never larger on maps the band allows)."""
         blocks, tile = self.blocks[0] * self.blocks[1], self.tile**2
-        return {"padded": self.padded_hw[0] * self.padded_hw[1] * c, "tiles": tile * blocks * c,
-                "transformed": tile * blocks * c, "products": tile * blocks * k,
+        padded = self.padded_hw[0] * self.padded_hw[1] * c
+        return {"padded": padded, "tiles": tile * blocks * c,
+                "transformed": max(tile * blocks * c, padded), "products": tile * blocks * k,
                 "blocks": self.block**2 * blocks * k,
                 # a transform applied along one axis of the tiles (the largest: B^T's of
                 # the input tiles or A^T's of the products)

@@ -221,7 +221,10 @@ def input_gradient(d_m, u_t, tiling: WinogradTiling, dx, buffer, xp) -> None:
     position, then d = B dV B^T for each tile, then the tiles added back where they were read
     from.  They overlap by r - 1 pixels; seen as m x m blocks, tile (p, q) covers the blocks
     (p + a, q + b) of the padded input for a, b in {0, 1} (a tile is 6 or 8 pixels, a block
-    4), so the sum is one addition per (a, b) of all tiles at once."""
+    4), so the sum is one addition per (a, b) of all tiles at once.  The sums are made in the
+    tiles' own layout, pixel of the block first (runs of a block row of C values), and put in
+    image order once at the end: added through transposed views (runs of C values) they took
+    1.7x as long (138 against 83 us on a tile of eight 14x14x32 images)."""
     t, h, w, c = dx.shape
     (bh, bw), m, n = tiling.blocks, tiling.block, tiling.tile
     d_v = buffer("transformed", (n * n, d_m.shape[1], c))
@@ -231,17 +234,20 @@ def input_gradient(d_m, u_t, tiling: WinogradTiling, dx, buffer, xp) -> None:
                   d_tiles.reshape(n * n, -1), buffer, xp)
     padded = buffer("padded", (t,) + tiling.padded_hw + (c,))
     grid = _blocked(padded, m)  # (t, block row, i, block column, j, C)
+    # (i, j, t, block row, block column, C), in dV's array, which is free now (and as large)
+    summed = buffer("transformed", (m, m) + grid.shape[:2] + grid.shape[3:4] + (c,))
     spans = range(-(-n // m))
     for a in spans:
         for b in spans:
             part = d_tiles[a * m:(a + 1) * m, b * m:(b + 1) * m]  # (i, j, t, bh, bw, C)
-            target = grid[:, a:a + bh, :part.shape[0], b:b + bw, :part.shape[1]]
+            target = summed[:part.shape[0], :part.shape[1], :, a:a + bh, b:b + bw]
             if a == b == 0:  # covers all blocks but the last rows and columns once
-                target[...] = part.transpose(2, 3, 0, 4, 1, 5)
-                grid[:, bh:] = 0
-                grid[:, :bh, :, bw:] = 0
+                target[...] = part
+                summed[:, :, :, bh:] = 0
+                summed[:, :, :, :bh, bw:] = 0
             else:
-                target += part.transpose(2, 3, 0, 4, 1, 5)
+                target += part
+    grid[...] = summed.transpose(2, 3, 0, 4, 1, 5)
     top, _, left, _ = tiling.pad
     dx[...] = padded[:, top:top + h, left:left + w]
 
