@@ -43,9 +43,9 @@ class Conv(Layer):
     weight gradient each run through ``winograd`` instead, tile by tile as well; both
     gradients start from the same transform of the output gradient, and a training forward
     keeps the transformed input V for the weight gradient
-    (``convolution.kept_transform``, which the memory estimate counts).  An evaluating
-    forward whose output only a tiling max pool reads takes the pool's maxima tile by tile
-    (``pooled_forward``).
+    (``convolution.kept_transform``, which the memory estimate counts).  A layer whose
+    output only a tiling max pool reads takes the pool's maxima tile by tile, and in
+    training sends the pool's gradient to their winners (``pooled_forward``).
     """
 
     def __init__(self, node, in_shapes, xp, dtype, seed=0):
