@@ -148,10 +148,11 @@ def tile_values(attrs: dict, in_shape, out_shape, backward: bool, input_grad: bo
     a Winograd forward writes V into the array it keeps for backward (``kept_transform``),
     not into a work array, and its backward reads it from there; otherwise (the gradients
     of an evaluating model, as for a saliency map) backward transforms its tiles again.
-    ``pool``: an evaluating forward that max-pools each tile with these windows
+    ``pool``: a forward that max-pools each tile with these windows
     (``memory.pooled_convolutions``): Winograd takes the maxima from its blocks
     (``pools_in_blocks``), im2col computes the pixels that the windows read, window by
-    window, into the work array "output"."""
+    window, into the work array "output"; the backward of such a layer makes its output
+    gradient tiles as a ``masked`` one does."""
     c, k = in_shape.c, out_shape.c
     method = method or algorithm(attrs, c, (out_shape.h, out_shape.w))
     if method == "winograd":

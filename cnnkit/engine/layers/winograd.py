@@ -234,7 +234,7 @@ def input_gradient(d_m, u_t, tiling: WinogradTiling, dx, buffer, xp) -> None:
                   d_tiles.reshape(n * n, -1), buffer, xp)
     padded = buffer("padded", (t,) + tiling.padded_hw + (c,))
     grid = _blocked(padded, m)  # (t, block row, i, block column, j, C)
-    # (i, j, t, block row, block column, C), in dV's array, which is free now (and as large)
+    # (i, j, t, block row, block column, C), in dV's array: free now, and sized for it
     summed = buffer("transformed", (m, m) + grid.shape[:2] + grid.shape[3:4] + (c,))
     spans = range(-(-n // m))
     for a in spans:
