@@ -298,14 +298,9 @@ class Conv(Layer):
         the ReLU over the whole gradient.  After a pooled training forward ``dy`` is the
         pool's output gradient, and goes to the pixels that won their windows."""
         if self._winner is not None:
-            (ph, pw), (ho, wo) = self._pool, self.window.out_hw
-            hp, wp = ho // ph * ph, wo // pw * pw
-            dy_t = buffer("masked", (tile.stop - tile.start, ho, wo, dy.shape[-1]), dy.dtype)
-            dy_t[:, hp:] = 0  # rows and columns no window reads (floor rounding)
-            dy_t[:, :hp, wp:] = 0
-            window_gradient(dy[tile], self._winner[tile],
-                            [dy_t[:, i:hp:ph, j:wp:pw] for i in range(ph) for j in range(pw)],
-                            self.xp)
+            shape = (tile.stop - tile.start,) + self.window.out_hw + dy.shape[-1:]
+            dy_t = buffer("masked", shape, dy.dtype)
+            window_gradient(dy[tile], self._winner[tile], dy_t, self._pool, self.xp)
             return dy_t
         if self.output_mask is None:
             return dy[tile]

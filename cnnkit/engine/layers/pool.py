@@ -88,16 +88,11 @@ class MaxPool(Layer):
     def _backward_tiles(self, dy):
         if self._winner is None:  # the last forward was an evaluating one: find the winners
             self._forward_tiles(self._x, True)
-        xp, winner, offsets = self.xp, self._winner, self.window.offsets
-        (ho, wo), (kh, kw) = self.window.out_hw, self.window.kernel
+        xp, winner = self.xp, self._winner
         dx = xp.empty((len(dy),) + self.window.in_hw + dy.shape[3:], dy.dtype)
 
         def work(rows: slice, worker: int) -> None:
-            dx_c = dx[rows]
-            dx_c[:, ho * kh:] = 0  # rows and columns no window reads (floor rounding)
-            dx_c[:, :, wo * kw:] = 0
-            window_gradient(dy[rows], winner[rows], [self._tile(dx_c, i, j) for i, j in offsets],
-                            xp)
+            window_gradient(dy[rows], winner[rows], dx[rows], self.window.kernel, xp)
 
         parallel.map_chunks(work, len(dy), xp, size=dy.size)
         return dx

@@ -151,10 +151,16 @@ def window_maxima(pixels, out, xp, winner=None) -> None:
         xp.maximum(so_far, pixels[k], out=out)
 
 
-def window_gradient(dy, winner, pixels, xp) -> None:
-    """The gradient of ``window_maxima``: writes into each of the arrays ``pixels`` (as
-    there, of an input gradient) ``dy`` where the pixel won its window, else 0.  A
-    ``winner`` of len(pixels) or more gives no pixel anything."""
+def window_gradient(dy, winner, dx, kernel: tuple[int, int], xp) -> None:
+    """The gradient of ``window_maxima`` for windows of ``kernel`` that tile ``dx`` (N, H, W,
+    C) from its top left, as a tiling max pool's do: ``dy`` (N, H // kh, W // kw, C) where
+    a pixel won its window (``winner``, in scan order; kh*kw or more gives no pixel
+    anything), else 0, and 0 in the rows and columns no window reads (floor rounding)."""
+    (kh, kw), (ho, wo) = kernel, dy.shape[1:3]
+    dx[:, ho * kh:] = 0
+    dx[:, :ho * kh, wo * kw:] = 0
     takes = xp.empty(winner.shape, bool)
-    for k, pixel in enumerate(pixels):
-        xp.multiply(dy, xp.equal(winner, k, out=takes), out=pixel)
+    for k in range(kh * kw):
+        i, j = divmod(k, kw)
+        xp.multiply(dy, xp.equal(winner, k, out=takes),
+                    out=dx[:, i:ho * kh:kh, j:wo * kw:kw])
