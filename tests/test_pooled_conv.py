@@ -123,6 +123,24 @@ def test_pooled_im2col_tiles_compute_the_windows_pixels_into_an_output_array():
                                                    training=False, pool=(2, 2))
 
 
+def test_a_pooled_winograd_layer_makes_its_output_gradient_in_its_blocks(monkeypatch):
+    """Its backward scatters the pool's gradient straight into Winograd's blocks: no work
+    array holds the gradient in image order, where an im2col layer needs one; the memory
+    model sizes neither more."""
+    monkeypatch.setattr(parallel, "WORKERS", 1)
+    network = cnnkit.parse("INPUT 13x13x16 -> CONV3-16 -> RELU -> POOL2(round=floor) -> FC-4")
+    attrs, (x, y) = network.nodes[1].attrs, (network.nodes[0].out, network.nodes[1].out)
+    for method, scattered in (("winograd", False), ("im2col", True)):
+        values = convolution.tile_values(attrs, x, y, True, masked=True, method=method,
+                                         pool=(2, 2))
+        assert ("masked" in values) == scattered, method
+    model = Model(network, seed=0)
+    assert model.layers[1].tiling is not None
+    model.forward(np.ones((2, 13, 13, 16), "float32"), train=True)
+    model.backward(np.ones((2, 4), "float32"))
+    assert not any(key.startswith("masked") for key in model.layers[1].workspace._arrays)
+
+
 def test_the_memory_model_counts_the_pooled_convs_work_arrays(monkeypatch):
     """After training steps and an evaluating forward, as the trainer runs them, the
     workspace holds the pooled convs' output tiles and gradient tiles, as the calculator

@@ -152,7 +152,7 @@ def tile_values(attrs: dict, in_shape, out_shape, backward: bool, input_grad: bo
     (``memory.pooled_convolutions``): Winograd takes the maxima from its blocks
     (``pools_in_blocks``), im2col computes the pixels that the windows read, window by
     window, into the work array "output"; the backward of such a layer makes its output
-    gradient tiles as a ``masked`` one does."""
+    gradient tiles as a ``masked`` one does (im2col) or in its blocks (Winograd)."""
     c, k = in_shape.c, out_shape.c
     method = method or algorithm(attrs, c, (out_shape.h, out_shape.w))
     if method == "winograd":
@@ -178,7 +178,7 @@ def tile_values(attrs: dict, in_shape, out_shape, backward: bool, input_grad: bo
         if backward and input_grad and back is not None:
             passes.append(_im2col_values(in_shape.h * in_shape.w, kh * kw * k,
                                          (out_shape.h, out_shape.w), back, k))
-    if backward and masked:
+    if backward and masked and (method != "winograd" or pool is None):
         passes.append({"masked": out_shape.h * out_shape.w * k})
     return {key: max(p.get(key, 0) for p in passes) for key in dict.fromkeys(
         key for p in passes for key in p)}

@@ -249,7 +249,8 @@ class Conv(Layer):
     def backward(self, dy):
         x, xp = self._x, self.xp
         dx = xp.empty(x.shape, xp.result_type(dy, self.params["W"])) if self.input_grad else None
-        chunks = self._chunks(len(x), backward=True, training=self._kept is not None)
+        chunks = self._chunks(len(x), backward=True, training=self._kept is not None,
+                              pool=None if self._winner is None else self._pool)
         tile_pass = self._winograd_tile if self.tiling else self._im2col_tile
         # the kernels the input gradient is made with, once for all tiles
         if dx is None:
@@ -265,11 +266,11 @@ class Conv(Layer):
             buffer, d_w, d_b = self._buffers(worker), None, None
             for tile in tiles:
                 dy_t = self._output_gradient(dy, tile, buffer)
-                part = tile_pass(tile, dy_t, None if dx is None else dx[tile], buffer, kernels)
-                d_w = part if d_w is None else xp.add(d_w, part, out=d_w)
-                if "b" in self.grads and not self.bias_row:
-                    part = dy_t.reshape(-1, dy.shape[-1]).sum(axis=0)
-                    d_b = part if d_b is None else xp.add(d_b, part, out=d_b)
+                part_w, part_b = tile_pass(tile, dy_t, None if dx is None else dx[tile],
+                                           buffer, kernels)
+                d_w = part_w if d_w is None else xp.add(d_w, part_w, out=d_w)
+                if part_b is not None:
+                    d_b = part_b if d_b is None else xp.add(d_b, part_b, out=d_b)
             if self.tiling:  # r*r values per kernel pair, not n*n, wait for the other chunks
                 d_w = winograd.weight_gradient(d_w, self.tiling.kernel, xp)
             return d_w, d_b
@@ -296,7 +297,10 @@ class Conv(Layer):
         """The tile's output gradient, times the following ReLU's mask when this layer
         applies it (``output_mask``): one product on a tile in cache instead of a pass of
         the ReLU over the whole gradient.  After a pooled training forward ``dy`` is the
-        pool's output gradient, and goes to the pixels that won their windows."""
+        pool's output gradient, and goes to the pixels that won their windows (Winograd's
+        tile pass sends it there in its blocks: this returns it as it is)."""
+        if self._winner is not None and self.tiling is not None:
+            return dy[tile]
         if self._winner is not None:
             shape = (tile.stop - tile.start,) + self.window.out_hw + dy.shape[-1:]
             dy_t = buffer("masked", shape, dy.dtype)
@@ -309,8 +313,10 @@ class Conv(Layer):
 
     def _im2col_tile(self, tile: slice, dy, dx, buffer, flipped):
         """One tile's backward by im2col, from its images ``tile`` and output gradient ``dy``:
-        returns its weight gradient (G, O/G, K/G) and writes its input gradient into ``dx``
-        (when wanted: by the ``flipped`` kernels, or col2im where those are None)."""
+        returns its weight gradient (G, O/G, K/G) and bias gradient (None without a bias, or
+        with a ``bias_row``, whose weight gradient holds it) and writes its input gradient
+        into ``dx`` (when wanted: by the ``flipped`` kernels, or col2im where those are
+        None)."""
         xp, groups, every = self.xp, self.groups, slice(None)
         rows = self._rows(self._x, tile, buffer)
         dy_g = dy.reshape(-1, groups, dy.shape[-1] // groups).transpose(1, 0, 2)
@@ -327,21 +333,29 @@ class Conv(Layer):
             w_t = self._weights().transpose(0, 2, 1)  # (G, O/G, K/G)
             d_rows = xp.matmul(dy_g, w_t, out=buffer("rows", dy_g.shape[:2] + w_t.shape[2:]))
             self._col2im(d_rows, dx)  # d_rows reuses the rows' buffer
-        return d_w
+        if "b" not in self.grads or self.bias_row:
+            return d_w, None
+        return d_w, dy.reshape(-1, dy.shape[-1]).sum(axis=0)
 
     def _winograd_tile(self, tile: slice, dy, dx, buffer, u_t):
         """One tile's backward by Winograd: returns its gradient of the transformed kernels
         (n*n, C, O), dU = V^T dM position by position (V as a training forward kept it, else
-        transformed again), and writes its input gradient into ``dx`` (when wanted) from the
-        same dM and the transformed kernels, transposed, ``u_t`` (n*n, O, C)."""
+        transformed again), and of the bias (``winograd.bias_gradient``), and writes its input
+        gradient into ``dx`` (when wanted) from the same dM and the transformed kernels,
+        transposed, ``u_t`` (n*n, O, C)."""
         xp, kept = self.xp, self._kept_tile(tile)
         v = (winograd.transform_input(self._x[tile], self.tiling, buffer, xp) if kept is None
              else kept.reshape(self.tiling.tile**2, -1, self.shapes[0].c))
-        d_m = winograd.output_gradient(dy, self.tiling, buffer, xp)
+        if self._winner is None:
+            d_m = winograd.output_gradient(dy, self.tiling, buffer, xp)
+        else:  # dy is the pool's output gradient
+            d_m = winograd.output_gradient(dy, self.tiling, buffer, xp, self._pool[0],
+                                           self._winner[tile])
         d_u = xp.matmul(v.transpose(0, 2, 1), d_m)
+        d_b = winograd.bias_gradient(d_m, self.tiling) if "b" in self.grads else None
         if dx is not None:
             winograd.input_gradient(d_m, u_t, self.tiling, dx, buffer, xp)
-        return d_u
+        return d_u, d_b
 
     def _col2im(self, d_rows, dx):
         """Adds the row gradients (G, t*Ho*Wo, K/G) into ``dx`` (t, H, W, C), one kernel offset

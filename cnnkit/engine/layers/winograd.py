@@ -37,7 +37,9 @@ what lets the tiles shrink to stay in a core's cache
 (``cnnkit.calculator.memory.tile_bytes``).
 
 Backward: both gradients are the adjoints of the same maps, from one transform of the
-output gradient, ``dM = A dY A^T`` (``output_gradient``).  The weight gradient is
+output gradient, ``dM = A dY A^T`` (``output_gradient``; after a pooled forward dY is made
+in the blocks from the pool's gradient), which holds the bias gradient too
+(``bias_gradient``).  The weight gradient is
 ``dU = V^T dM`` position by position, then ``dg = G^T dU G``, with the V that a training
 forward kept (``Conv``; 2.25x the layer's input for 3x3, 4x for 5x5: recomputing it was a
 fifth of the backward, while im2col's rows are a cheap copy to rebuild); the input gradient is
@@ -56,7 +58,7 @@ from functools import cache
 import numpy
 
 from ...calculator.convolution import BLOCK, WinogradTiling, winograd_tile
-from .windows import window_maxima
+from .windows import window_gradient, window_maxima
 
 # with infinity, the interpolation points: the first 6 for F(4x4, 3x3), all 8 for F(4x4, 5x5)
 POINTS = (0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2))
@@ -199,18 +201,36 @@ def convolve(x, u, tiling: WinogradTiling, y, buffer, xp, kept=None, pool: int |
                 pixels[...] = _block_values(found, *where)
 
 
-def output_gradient(dy, tiling: WinogradTiling, buffer, xp):
-    """dM = A dY A^T of every m x m block of ``dy`` (t, Ho, Wo, K): (n*n, t*blocks, K)."""
-    t, ho, wo, k = dy.shape
+def output_gradient(dy, tiling: WinogradTiling, buffer, xp, pool: int | None = None,
+                    winner=None):
+    """dM = A dY A^T of every m x m block of the output gradient dY (t, Ho, Wo, K):
+    (n*n, t*blocks, K).  ``dy`` is dY, or with ``pool`` the gradient of the pool that
+    ``convolve`` took (t, Ho // pool, Wo // pool, K) with its ``winner``: dY, the pool's
+    input gradient (``window_gradient``), is then made in the blocks, a quarter of the
+    values copied into them instead of all (and never written in image order)."""
+    t, k = len(dy), dy.shape[-1]
     (bh, bw), m = tiling.blocks, tiling.block
     blocks = buffer("blocks", (m, m, t, bh, bw, k))
-    if ho % m or wo % m:
-        blocks[...] = 0  # outputs beyond the map, computed from padding and dropped in forward
-    for pixels, where in _block_pieces(dy, m):
-        _block_values(blocks, *where)[...] = pixels
+    if pool is None:
+        _into_blocks(dy, blocks)
+    else:  # each window inside a block, as in ``convolve``; the arrays are free until dM
+        side = m // pool
+        pooled = _into_blocks(dy, buffer("products", (side, side, t, bh, bw, k)))
+        won = _into_blocks(winner, buffer("one_axis", pooled.shape, winner.dtype))
+        window_gradient(pooled.reshape(1, side, side, -1), won.reshape(1, side, side, -1),
+                        blocks.reshape(1, m, m, -1), (pool, pool), xp)
     d_m = buffer("products", (tiling.tile**2, t * bh * bw * k))
     _on_both_axes(_matrix(tiling.kernel, "A", xp, dy.dtype.str), blocks, d_m, buffer, xp)
     return d_m.reshape(d_m.shape[0], t * bh * bw, k)
+
+
+def bias_gradient(d_m, tiling: WinogradTiling):
+    """The output gradient summed over every pixel, (K,), from its transform ``d_m``
+    (``output_gradient``): A's row at the point 1 is all ones, so dM's value (1, 1) of a
+    tile is the sum of its block of dY (zeros beyond the map), and the sum over blocks is
+    a sum of t*blocks rows instead of the m*m times as many of dY."""
+    one = POINTS.index(1)
+    return d_m[one * tiling.tile + one].sum(axis=0)
 
 
 def input_gradient(d_m, u_t, tiling: WinogradTiling, dx, buffer, xp) -> None:
@@ -257,6 +277,17 @@ def _blocked(a, m: int, n: int | None = None):
     t, h, w, c = a.shape
     n = n or m
     return a.reshape(t, h // m, m, w // n, n, c)
+
+
+def _into_blocks(a, blocks):
+    """Copies ``a`` (t, H, W, K) into ``blocks`` (m, m, t, bh, bw, K), its m x m blocks, with
+    zeros where the blocks reach beyond it; returns ``blocks``."""
+    m, (h, w), (bh, bw) = blocks.shape[0], a.shape[1:3], blocks.shape[3:5]
+    if h != bh * m or w != bw * m:
+        blocks[...] = 0
+    for pixels, where in _block_pieces(a, m):
+        _block_values(blocks, *where)[...] = pixels
+    return blocks
 
 
 def _block_pieces(a, m: int):
