@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy
 
-from cnnkit.engine import Model, Momentum, softmax_cross_entropy
+import cnnkit.engine
+from cnnkit.engine import Model
 from cnnkit.graph.network import Network
 
 from .common import training_network
@@ -32,18 +33,22 @@ def classes(network: Network) -> int:
 
 
 class CnnkitStep:
-    """One training step (forward, loss, backward, momentum update) of a cnnkit Model."""
+    """One training step (forward, loss, backward, momentum update) of a cnnkit Model, of
+    this checkout's engine or of another's (``engine``: its ``cnnkit.engine`` package,
+    as ``benchmarks.revisions`` loads it)."""
 
-    def __init__(self, network: Network, batch: int, xp=numpy, seed: int = 0):
-        self.model = Model(network, xp=xp, seed=seed)
-        self.optimizer = Momentum(self.model.parameters(), lr=LR, momentum=MOMENTUM)
+    def __init__(self, network: Network, batch: int, xp=numpy, seed: int = 0, engine=None):
+        self.engine = engine or cnnkit.engine
+        self.model = self.engine.Model(network, xp=xp, seed=seed)
+        self.optimizer = self.engine.Momentum(self.model.parameters(), lr=LR,
+                                              momentum=MOMENTUM)
         x, y = batch_data(network, batch, classes(network))
         self.x, self.y = xp.asarray(x), xp.asarray(y)
         self.xp = xp
 
     def __call__(self) -> float:
         logits = self.model.forward(self.x, train=True)
-        loss, dlogits = softmax_cross_entropy(logits, self.y)
+        loss, dlogits = self.engine.softmax_cross_entropy(logits, self.y)
         self.model.backward(dlogits, input_grad=False)
         self.optimizer.step()
         return loss
