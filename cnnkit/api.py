@@ -21,6 +21,7 @@ from .training.config import TrainConfig
 from .training.evaluation import Evaluation
 from .training.predict import TrainedRun
 from .training.predict import load_run as _load_trained
+from .training.ranks import connect
 from .training.rundir import RunDirectory
 from .training.trainer import Trainer
 
@@ -79,7 +80,7 @@ class Run:
 
 
 def train(network: Network, out: str | Path, *, on_epoch: EpochCallback | None = None,
-          **options) -> Run:
+          launcher: str = "none", **options) -> Run:
     """Trains ``network`` and writes the run directory ``out``; returns the trained run.
 
     ``options`` are those of ``cnnkit train`` (``TrainConfig``: dataset="mnist-sample",
@@ -87,20 +88,26 @@ def train(network: Network, out: str | Path, *, on_epoch: EpochCallback | None =
     after each epoch with its metrics (epoch, train_loss, train_acc, val_loss, val_acc, lr,
     seconds, ...), once that epoch's checkpoint is written.  An interrupted run continues
     with ``resume(OUT)`` (or ``cnnkit train --resume OUT``); a directory that already holds
-    a run is never trained over (``RunError``).
+    a run is never trained over (``RunError``).  ``launcher="mpi"``: this process is one of
+    the ranks mpiexec started, which train together, each on its share of every batch
+    (``cnnkit.training.ranks``; rank 0 writes ``out``).
     """
     config = TrainConfig(**options)
-    Trainer(network, config, RunDirectory(out), on_event=_epochs_to(on_epoch)).train()
+    ranks = connect(launcher, config.device)
+    Trainer(network, config, RunDirectory(out), on_event=_epochs_to(on_epoch),
+            ranks=ranks).train()
     return load_run(out, device=config.device)
 
 
 def resume(out: str | Path, *, epochs: int | None = None, device: str | None = None,
-           on_epoch: EpochCallback | None = None) -> Run:
+           on_epoch: EpochCallback | None = None, launcher: str = "none") -> Run:
     """Continues the run directory ``out`` from its last checkpoint, bit for bit as if it
     had never stopped, and returns the trained run.  ``epochs``: the run's total (more than
     it was started with extends it); ``device``: default, the one it was started on;
-    ``on_epoch`` as for ``train``, for the epochs trained now."""
-    trainer = Trainer.resuming(RunDirectory(out), epochs, device, on_event=_epochs_to(on_epoch))
+    ``on_epoch`` and ``launcher`` as for ``train``, for the epochs trained now."""
+    ranks = connect(launcher, device or "cpu")
+    trainer = Trainer.resuming(RunDirectory(out), epochs, device, on_event=_epochs_to(on_epoch),
+                               ranks=ranks)
     trainer.train(resume=True)
     return load_run(out, device=trainer.config.device)
 

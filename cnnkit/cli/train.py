@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import time
@@ -13,7 +14,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from ..calculator import human_bytes
-from ..training.config import SCHEDULES
+from ..training.config import LAUNCHERS, SCHEDULES
 from .common import (
     EXIT_USAGE,
     Device,
@@ -29,6 +30,7 @@ from .common import (
 )
 
 Schedule = choices("Schedule", SCHEDULES)
+Launcher = choices("Launcher", LAUNCHERS)
 
 
 class Output(str, Enum):
@@ -219,22 +221,36 @@ def train(
     resume: Path = typer.Option(None, help="Continue the run in this directory from its last "
                                 "checkpoint (--epochs may extend it)."),
     output: Output = typer.Option(Output.rich, help="rich (progress bars), quiet, or jsonl."),
+    launcher: Launcher = typer.Option("none", help="mpi: this is one of several processes "
+                                      "that train together, each on its share of every batch "
+                                      "(start them with `mpiexec -n 2 cnnkit train ... "
+                                      "--launcher mpi`; CPU only, needs `pip install "
+                                      "'cnnkit[mpi]'`). --batch stays the whole batch: the "
+                                      "result is that of one process, to rounding."),
 ) -> None:
     """Train a network on MNIST, Fashion-MNIST, CIFAR-10 or your own images and write a run
     directory (weights, checkpoints, metrics) that evaluate, predict and visualize read."""
     from ..graph.build import parse
     from ..training.config import TrainConfig
+    from ..training.ranks import RanksError, connect
     from ..training.rundir import RunDirectory
     from ..training.trainer import Trainer
 
     user_errors = _user_errors()
+    if launcher.value != "none" and device.value == "auto":
+        device = Device("cpu")
+    try:
+        ranks = connect(launcher.value, device.value)
+    except RanksError as error:
+        raise fail(str(error), EXIT_USAGE) from None
     reporter = {Output.rich: RichReporter(), Output.jsonl: jsonl_reporter,
-                Output.quiet: None}[output]
-    with reported_errors():
+                Output.quiet: None}[output] if ranks.rank == 0 else None
+    with reported_errors(), _ending_ranks(ranks):
         if resume is not None:
             run = RunDirectory(resume)
             try:
-                trainer = Trainer.resuming(run, epochs, device.value, prefetch, reporter)
+                trainer = Trainer.resuming(run, epochs, device.value, prefetch, reporter,
+                                           ranks)
             except user_errors as error:
                 raise fail(str(error)) from None
         else:
@@ -254,20 +270,46 @@ def train(
             except ValueError as error:
                 raise fail(str(error), EXIT_USAGE) from None
             stem = Path(name).stem if name != "<stdin>" else "stdin"
-            out = out or Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+            # rank 0's name: the ranks' clocks may tick between them
+            out = ranks.share(out or Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}")
             run = RunDirectory(out)
             if run.config.exists():
                 raise fail(f"{out} already holds a run; continue it with --resume {out} "
                            "or choose another --out", EXIT_USAGE)
-            trainer = Trainer(network, config, run, on_event=reporter)
+            trainer = Trainer(network, config, run, on_event=reporter, ranks=ranks)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` saves a checkpoint too, like Ctrl-C
+    with _ending_ranks(ranks):
+        _train(trainer, run, reporter, output, resume is not None, user_errors)
+
+
+@contextlib.contextmanager
+def _ending_ranks(ranks):
+    """Ends the other ranks when this one fails: they would wait for it for ever.  (Ranks
+    that stopped together, as on Ctrl-C, leave by themselves.)"""
     try:
-        metrics = trainer.train(resume=resume is not None)
+        yield
+    except typer.Exit as exit_:
+        if ranks.size > 1 and exit_.exit_code not in (0, 130):  # 130: all stopped together
+            ranks.abort(exit_.exit_code)
+        raise
+    except BaseException:
+        if ranks.size > 1:
+            ranks.abort(1)
+        raise
+
+
+def _train(trainer, run, reporter, output: Output, resume: bool, user_errors) -> None:
+    """Runs ``trainer`` and reports how it ended (rank 0 does, among ranks; errors are each
+    rank's own)."""
+    try:
+        metrics = trainer.train(resume=resume)
     except KeyboardInterrupt:
         if isinstance(reporter, RichReporter):
             reporter.stop()
         saved = getattr(trainer, "saved_checkpoint", None)
-        if run.config.exists():
+        if not trainer.writes:  # rank 0 says it
+            pass
+        elif run.config.exists():
             where = f"{saved} is saved" if saved else "no checkpoint was written yet"
             errors.print(f"interrupted: {where}; continue with `cnnkit train --resume "
                          f"{run.path}`", markup=False, soft_wrap=True)
@@ -280,6 +322,8 @@ def train(
             reporter.stop()
         raise fail(str(error)) from None
     last = metrics[-1] if metrics else None
+    if not trainer.writes:
+        return
     if output is Output.quiet and last:
         console.print(format_epoch(last))
     if output is Output.rich:

@@ -84,6 +84,15 @@ class Model:
         return (self._readers(index) == 1 and index != self.output_index
                 and self.network.nodes[index].kind in OVERWRITABLE)
 
+    def train_in_ranks(self, ranks) -> None:
+        """Trains as one of several ranks, each on its block of every batch
+        (``cnnkit.training.ranks``): batch normalization sums its statistics over them and
+        dropout keeps its rows of the whole batch's mask, so that the ranks together compute
+        what one process computes on the whole batch."""
+        for layer in self.layers:
+            if hasattr(layer, "ranks"):
+                layer.ranks = ranks
+
     def reseed(self, *key: int) -> None:
         """Restarts the random layers (dropout) from ``key``, e.g. (seed, epoch, step): the masks
         then depend only on where training is, so a resumed run draws the same ones."""

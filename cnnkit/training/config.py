@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, fields
 OPTIMIZERS = ("sgd", "momentum", "adam")
 SCHEDULES = ("constant", "step", "cosine")
 DEVICES = ("auto", "cpu", "gpu")
+LAUNCHERS = ("none", "mpi")  # how the processes training one run start (training/ranks.py)
 DEFAULT_LR = {"sgd": 0.05, "momentum": 0.01, "adam": 0.001}
 
 

@@ -27,6 +27,7 @@ from .config import TrainConfig, schedule
 from .evaluation import evaluate
 from .interrupts import DeferredInterrupts
 from .pipeline import Prefetcher
+from .ranks import Alone
 from .resources import memory_fit, peak_memory
 from .rundir import RunDirectory, RunError, RunWriteError, load_arrays, save_arrays, write_atomic
 
@@ -67,15 +68,24 @@ def check_input(network: Network, shape: tuple[int, int, int], dataset: str) -> 
 
 
 class Trainer:
+    """Trains ``network`` as ``config`` says into ``run``, reporting events to ``on_event``.
+
+    With ``ranks`` (``cnnkit.training.ranks``) of more than one process, each trains on its
+    block of every batch and the ranks sum their gradients; rank 0 alone writes the run
+    directory and reports events."""
+
     def __init__(self, network: Network, config: TrainConfig, run: RunDirectory,
-                 on_event: EventHandler | None = None):
+                 on_event: EventHandler | None = None, ranks: Alone | None = None):
         self.network, self.config, self.run = network, config, run
-        self.emit = on_event or (lambda kind, data: None)
+        self.ranks = ranks or Alone()
+        self.writes = self.ranks.rank == 0
+        self.emit = on_event if on_event and self.writes else (lambda kind, data: None)
         self.augmentation = config.augmentation
 
     @classmethod
     def resuming(cls, run: RunDirectory, epochs: int | None = None, device: str | None = None,
-                 prefetch: int | None = None, on_event: EventHandler | None = None) -> Trainer:
+                 prefetch: int | None = None, on_event: EventHandler | None = None,
+                 ranks: Alone | None = None) -> Trainer:
         """A trainer that continues ``run`` (``train(resume=True)``) with the network and
         config it was started with; ``epochs`` (the run's total: more extends it), ``device``
         and ``prefetch`` change where given, as they do not change the results."""
@@ -87,7 +97,7 @@ class Trainer:
         config.epochs = epochs or config.epochs
         config.device = device or config.device
         config.prefetch = config.prefetch if prefetch is None else prefetch
-        return cls(network, config, run, on_event)
+        return cls(network, config, run, on_event, ranks)
 
     # -- setup -----------------------------------------------------------------------------
     def _data(self, resume: bool):
@@ -109,11 +119,13 @@ class Trainer:
         except ValueError as error:
             raise TrainingError(f"validation split {c.val_split}: {error}") from None
         self._check_batch_norm(min(c.batch, len(train.labels)))
+        self._check_ranks(len(train.labels))
         mean = std = None
         if c.standardize:
             mean, std = channel_stats(train.images)
-            with self._writing():
-                self.run.write_normalization(mean, std)
+            if self.writes:
+                with self._writing():
+                    self.run.write_normalization(mean, std)
         self.class_names = train.class_names
         self.dataset_name = train.name
         self.normalization = (mean, std)
@@ -154,9 +166,24 @@ class Trainer:
                     f"{node.name} normalizes each value over the batch, which needs 2 images "
                     "per step at least: use --batch 2 or more (and 2 training images)")
 
+    def _check_ranks(self, images: int) -> None:
+        """Every rank needs an image of every step: the smallest step (the last of an epoch
+        may be short, see ``_batch``) must have one per rank."""
+        size, batch = self.ranks.size, self.config.batch
+        steps = max(1, math.ceil(images / batch) - (images % batch == 1 and images > batch))
+        smallest = min(batch, images - (steps - 1) * batch)
+        if smallest < size:
+            raise TrainingError(
+                f"{size} ranks share each step's images, but the "
+                f"{'batch' if smallest == batch else 'last step of an epoch'} has {smallest}: "
+                f"use --batch {size} or more, or a --limit that leaves a last step of {size} "
+                "images or more")
+
     def _check_memory(self, xp) -> None:
         c = self.config
-        fit = memory_fit(self.network, c.batch, dtype=c.dtype, optimizer=c.optimizer, xp=xp)
+        # each rank holds its block of the batch
+        fit = memory_fit(self.network, -(-c.batch // self.ranks.size), dtype=c.dtype,
+                         optimizer=c.optimizer, xp=xp)
         self.estimate = fit.needed_bytes
         self.emit("memory", {"estimate_bytes": fit.needed_bytes, "available_bytes": fit.free_bytes})
         if not fit.fits:
@@ -178,6 +205,9 @@ class Trainer:
                                              progress.data_wait])
         path = self.run.checkpoint_path(progress.epoch, progress.step)
         if path == self.saved_checkpoint:  # this very state is on disk already
+            return
+        if not self.writes:  # rank 0 writes it
+            self.saved_checkpoint = path
             return
         with self._writing():
             save_arrays(path, arrays)
@@ -233,6 +263,8 @@ class Trainer:
         try:
             arrays = load_arrays(self.run.weights_init)
         except RunError:
+            if not self.writes:  # the same weights: rank 0 writes them
+                return
             with self._writing():
                 save_arrays(self.run.weights_init, model.state_dict(copy=False))
             return
@@ -270,12 +302,17 @@ class Trainer:
 
     def _train(self, resume: bool) -> list[dict]:
         c = self.config
-        if not resume and self.run.config.exists():  # never train over a run
+        # rank 0's answer, before it writes anything
+        if not resume and self.ranks.share(self.run.config.exists()):  # never train over a run
             raise RunError(f"{self.run.path} already holds a run; resume it or train into "
                            "another folder")
         self.saved_checkpoint = None
-        self.run.remove_temp_files()
+        if self.writes:
+            self.run.remove_temp_files()
         xp, device = select_device(c.device)
+        if self.ranks.size > 1 and xp is not np:
+            raise TrainingError(f"ranks train on the CPU, not on {device}: resume with "
+                                "--device cpu")
         self.emit("notice", {"message": device})
         self._data(resume)
         self._check_memory(xp)
@@ -283,30 +320,35 @@ class Trainer:
             with peak_memory(xp) as measured:
                 model = Model(self.network, xp=xp, dtype=c.dtype, seed=c.seed,
                               init_std=c.init_std)
+                if self.ranks.size > 1:
+                    model.train_in_ranks(self.ranks)
                 optimizer = make_optimizer(model, c)
                 if resume:
                     progress, metrics = self._restore(model, optimizer)
                 else:
                     progress, metrics = Progress(), []
-                    with self._writing():
-                        write_atomic(self.run.spec, self.network.source.encode())
-                        write_atomic(self.run.config, c.to_json().encode())
-                        self.run.write_classes(self.class_names)
-                        save_arrays(self.run.weights_init, model.state_dict(copy=False))
+                    if self.writes:
+                        with self._writing():
+                            write_atomic(self.run.spec, self.network.source.encode())
+                            write_atomic(self.run.config, c.to_json().encode())
+                            self.run.write_classes(self.class_names)
+                            save_arrays(self.run.weights_init, model.state_dict(copy=False))
                 first_steps = self._epochs(model, optimizer, progress, metrics, measure_steps=2)
             self.emit("memory", {"estimate_bytes": self.estimate,
                                  "measured_peak_bytes": measured["peak_bytes"]})
             if first_steps:
                 self._epochs(model, optimizer, progress, metrics)
-            with self._writing():
-                save_arrays(self.run.weights_final, model.state_dict(copy=False))
+            if self.writes:
+                with self._writing():
+                    save_arrays(self.run.weights_final, model.state_dict(copy=False))
         self.emit("end", {"metrics": metrics, "run": str(self.run.path)})
         return metrics
 
     def _stop_if_asked(self) -> None:
         """At a step boundary: a pending Ctrl-C or `kill` stops training here, where the
-        state is that of a whole number of steps (see interrupts.py)."""
-        if self.interrupts.requested is not None:
+        state is that of a whole number of steps (see interrupts.py).  Ranks stop together,
+        when any of them was asked."""
+        if self.ranks.any(self.interrupts.requested is not None):
             raise KeyboardInterrupt
 
     def _batch(self, order, step: int, steps: int):
@@ -371,7 +413,8 @@ class Trainer:
             progress.loss_sum, progress.correct, progress.seen = 0.0, 0, 0
             progress.seconds = progress.data_wait = 0.0
             self._save_checkpoint(model, optimizer, progress, metrics)
-            self.run.prune_checkpoints(c.keep_checkpoints)
+            if self.writes:
+                self.run.prune_checkpoints(c.keep_checkpoints)
             self.emit("epoch", metrics[-1])
         self._stop_if_asked()  # the state is saved: the epoch's checkpoint was just written
         return False
@@ -388,10 +431,18 @@ class Trainer:
         return x, xp.asarray(self.y_train[index])
 
     def _step(self, model, optimizer, x, y, progress: Progress) -> tuple[float, int]:
-        c = self.config
+        """One step on the batch ``x``, ``y`` (this rank's block of it, among ranks): its
+        loss (the batch's mean) and how many of its images the model classified right."""
+        c, ranks = self.config, self.ranks
         model.reseed(c.seed, progress.epoch, progress.step)
+        rows = ranks.block(len(y))
+        x, y, share = x[rows], y[rows], (rows.stop - rows.start) / len(y)
         logits = model.forward(x, train=True)
         loss, dlogits = softmax_cross_entropy(logits, y)
+        correct = int((logits.reshape(len(y), -1).argmax(axis=1) == y).sum())
+        if ranks.size > 1:  # the whole batch's mean loss, and its gradient
+            loss, correct = ranks.sum(np.array([float(loss) * share, correct]))
+            dlogits *= share
         loss = float(loss)
         if not math.isfinite(loss):
             last = self.saved_checkpoint
@@ -403,8 +454,19 @@ class Trainer:
                    "No checkpoint was written yet.")
             )
         model.backward(dlogits, input_grad=False)
+        if ranks.size > 1:
+            self._sum_gradients(model)
         optimizer.step()
-        return loss, int((logits.reshape(len(y), -1).argmax(axis=1) == y).sum())
+        return loss, int(correct)
+
+    def _sum_gradients(self, model) -> None:
+        """Every parameter's gradient summed over the ranks, in one message."""
+        grads = [grad for _, _, grad in model.parameters()]
+        summed = self.ranks.sum(np.concatenate([grad.ravel() for grad in grads]))
+        start = 0
+        for grad in grads:
+            grad[...] = summed[start:start + grad.size].reshape(grad.shape)
+            start += grad.size
 
     def _finish_epoch(self, model, optimizer, progress: Progress) -> dict:
         row = {
@@ -418,10 +480,21 @@ class Trainer:
             "data_wait": progress.data_wait / max(progress.seconds, 1e-9),
         }
         if self.val is not None:
-            result = evaluate(model, *self.val, num_classes=len(self.class_names),
-                              batch=max(self.config.batch, 256))
-            row["val_loss"], row["val_acc"] = result.loss, result.accuracy
+            row["val_loss"], row["val_acc"] = self._validate(model)
         return row
+
+    def _validate(self, model) -> tuple[float, float]:
+        """Loss and accuracy on the validation images; ranks each take a share of them."""
+        images, labels = self.val
+        rows = self.ranks.share_of(len(labels))
+        result = evaluate(model, images[rows], labels[rows], num_classes=len(self.class_names),
+                          batch=max(self.config.batch, 256))
+        if self.ranks.size == 1:
+            return result.loss, result.accuracy
+        count = rows.stop - rows.start
+        loss_sum, correct = self.ranks.sum(np.array(
+            [result.loss * count, float(np.trace(result.confusion))]))
+        return float(loss_sum) / len(labels), float(correct) / len(labels)
 
 
 def _clock(progress: Progress, started: float, batches: Prefetcher) -> None:

@@ -12,8 +12,12 @@ class Dropout(Layer):
 
     Masks come from ``self.rng``, an ``xp.random.Generator`` seeded from a key and this
     node's index (so two dropout layers draw different masks), which makes runs
-    reproducible; assigning it fixes the masks.
+    reproducible; assigning it fixes the masks.  Where ranks train together on blocks of
+    each batch (``ranks``, set by ``Model.train_in_ranks``), each draws the whole batch's
+    mask and keeps its rows, so the masks are those of one process.
     """
+
+    ranks = None  # cnnkit.training.ranks: this rank's rows of the batch, and its total
 
     def __init__(self, node, in_shapes, xp, dtype, seed=0):
         super().__init__(node, in_shapes, xp, dtype, seed)
@@ -29,7 +33,11 @@ class Dropout(Layer):
         if not train or self.p == 0:
             self._mask = None
             return x
-        keep = self.rng.random(x.shape, dtype=x.dtype) >= self.p
+        if self.ranks is None:
+            keep = self.rng.random(x.shape, dtype=x.dtype) >= self.p
+        else:
+            whole = (self.ranks.total,) + x.shape[1:]
+            keep = (self.rng.random(whole, dtype=x.dtype) >= self.p)[self.ranks.rows]
         self._mask = keep * x.dtype.type(1 / (1 - self.p))
         return x * self._mask
 

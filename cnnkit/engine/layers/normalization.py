@@ -27,10 +27,14 @@ class BatchNorm(Layer):
     cancel), then writes x * a + b with a = gamma / std and b = beta - mean * a; backward
     sums dy and dy * x_hat together, then writes dx.  Partial sums are added in
     chunk order: the result depends only on the batch size and the number of threads.
+    Where ranks train together on blocks of each batch (``ranks``, set by
+    ``Model.train_in_ranks``), the sums are summed over them as well (synchronized BN):
+    each rank normalizes with the whole batch's statistics.
     """
 
     BLOCK_VALUES = 2**16
     output_mask = None  # the ReLU whose mask backward applies to dy (set by the Model)
+    ranks = None  # cnnkit.training.ranks: sums over the ranks, and the batch's total images
 
     def __init__(self, node, in_shapes, xp, dtype, seed=0):
         super().__init__(node, in_shapes, xp, dtype, seed)
@@ -62,36 +66,43 @@ class BatchNorm(Layer):
         return parallel.map_chunks(work, n, self.xp, size=n * self.params["gamma"].size)
 
     def _total(self, fn, n: int):
+        """The sum of ``fn(block)`` over the rows."""
         parts = self._each_block(fn, n)
         total = parts[0]
         for part in parts[1:]:
             total = total + part
         return total
 
+    def _over_ranks(self, total):
+        """``total`` summed over the ranks, if any."""
+        return total if self.ranks is None else self.ranks.sum(total)
+
     def forward(self, xs, train):
         x, xp = xs[0], self.xp
         rows = x.reshape(-1, x.shape[-1])
         n = len(rows)
         if train:
-            if n == 1:
+            # values per channel, on every rank together
+            n_all = n if self.ranks is None else n // len(x) * self.ranks.total
+            if n_all == 1:
                 raise ValueError(
                     f"{self.node.name}: batch normalization in training needs more than one "
                     "value per channel; a batch of one image of a flat or 1x1 input has "
                     "one (its variance would be 0, as PyTorch also refuses)")
-            mean = self._total(lambda b: rows[b].sum(axis=0), n) / n
+            mean = self._over_ranks(self._total(lambda b: rows[b].sum(axis=0), n)) / n_all
 
             def squares(b):
                 d = rows[b] - mean
                 return xp.multiply(d, d, out=d).sum(axis=0)
-            var = self._total(squares, n) / n
+            var = self._over_ranks(self._total(squares, n)) / n_all
             m = self.momentum
             self.state["running_mean"] *= 1 - m
             self.state["running_mean"] += m * mean
             self.state["running_var"] *= 1 - m
-            self.state["running_var"] += (m * n / (n - 1)) * var
+            self.state["running_var"] += (m * n_all / (n_all - 1)) * var
         else:
-            mean, var = self.state["running_mean"], self.state["running_var"]
-        self._batch_stats, self._rows, self._mean = train, rows, mean
+            mean, var, n_all = self.state["running_mean"], self.state["running_var"], n
+        self._batch_stats, self._rows, self._mean, self._n_all = train, rows, mean, n_all
         self._inv_std = 1 / xp.sqrt(var + self.eps)
         scale = self.params["gamma"] * self._inv_std
         shift = self.params["beta"] - mean * scale
@@ -124,11 +135,14 @@ class BatchNorm(Layer):
             d = rows[b] if relu is None else xp.multiply(rows[b], relu[b] > 0, out=dx[b])
             return xp.stack([d.sum(axis=0), (d * self._x_hat(b)).sum(axis=0)])
         sums = self._total(both_sums, n)
+        # this rank's part of gamma's and beta's gradients (the trainer sums those with the
+        # other parameters'); dx needs the whole batch's
+        self.grads["beta"][...] = sums[0]
+        self.grads["gamma"][...] = sums[1]
+        sums = self._over_ranks(sums)
         d_beta, d_gamma = sums[0], sums[1]
-        self.grads["beta"][...] = d_beta
-        self.grads["gamma"][...] = d_gamma
         if self._batch_stats:  # the mean and variance depend on x too
-            per_x_hat, shift = d_gamma * scale / n, d_beta * scale / n
+            per_x_hat, shift = d_gamma * scale / self._n_all, d_beta * scale / self._n_all
         else:  # they were constants
             per_x_hat = shift = None
 
