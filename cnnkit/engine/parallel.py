@@ -180,6 +180,13 @@ def single_threaded_blas(xp):
                     setter(value)
 
 
+def limit_blas_threads(count: int) -> None:
+    """BLAS on at most ``count`` threads from now on, in this process (for processes that
+    share a machine's cores, as ranks do); nothing without threadpoolctl."""
+    if _blas_controller():
+        _blas_controller().limit(limits=count, user_api="blas")
+
+
 def _blas_setters() -> list:
     """``set(n) -> previous`` for every BLAS library loaded.  For OpenBLAS the one named
     ``..._local``: the plain one is ignored when called from another thread than the main

@@ -79,10 +79,12 @@ class MpiRanks(Alone):
         self._mpi = MPI
         self._world = MPI.COMM_WORLD
         self.size, self.rank = self._world.Get_size(), self._world.Get_rank()
-        # the ranks on this machine share its cores: each runs its engine on its share
+        # the ranks on this machine share its cores: each runs its engine, and BLAS, on its
+        # share (BLAS on all cores in every rank ran 2 ranks of M1 on 2 cores 3-6x slower)
         local = self._world.Split_type(MPI.COMM_TYPE_SHARED).Get_size()
         if "CNNKIT_NUM_THREADS" not in os.environ:
             parallel.WORKERS = max(1, parallel.WORKERS // local)
+            parallel.limit_blas_threads(parallel.WORKERS)
 
     def sum(self, array):
         host = numpy.ascontiguousarray(array)
