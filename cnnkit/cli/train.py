@@ -285,7 +285,7 @@ def train(
 @contextlib.contextmanager
 def _ending_ranks(ranks):
     """Ends the other ranks when this one fails: they would wait for it for ever.  (Ranks
-    that stopped together, as on Ctrl-C, leave by themselves.)"""
+    that stopped together, as on Ctrl-C, leave by themselves; see ``_train``.)"""
     try:
         yield
     except typer.Exit as exit_:
@@ -316,6 +316,8 @@ def _train(trainer, run, reporter, output: Output, resume: bool, user_errors) ->
         else:
             errors.print("interrupted before training began; nothing was saved",
                          markup=False)
+        if trainer.ranks.size > 1 and not trainer.stopped_together:  # a forced stop
+            trainer.ranks.abort(130)
         raise typer.Exit(130) from None
     except user_errors as error:
         if isinstance(reporter, RichReporter):

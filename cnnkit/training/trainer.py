@@ -79,6 +79,7 @@ class Trainer:
         self.network, self.config, self.run = network, config, run
         self.ranks = ranks or Alone()
         self.writes = self.ranks.rank == 0
+        self.stopped_together = False  # stopped at a step boundary all ranks agreed on
         self.emit = on_event if on_event and self.writes else (lambda kind, data: None)
         self.augmentation = config.augmentation
 
@@ -349,6 +350,7 @@ class Trainer:
         state is that of a whole number of steps (see interrupts.py).  Ranks stop together,
         when any of them was asked."""
         if self.ranks.any(self.interrupts.requested is not None):
+            self.stopped_together = True
             raise KeyboardInterrupt
 
     def _batch(self, order, step: int, steps: int):
