@@ -140,6 +140,11 @@ def test_ranks_are_refused_where_they_cannot_work(tmp_path, monkeypatch):
         ranks.connect("mpi")
 
 
+def test_the_help_names_the_install():
+    result = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
+    assert "pip install 'cnnkit[mpi]'" in result.output
+
+
 def test_one_rank_takes_the_whole_batch():
     alone = ranks.connect()
     assert (alone.size, alone.rank) == (1, 0)

@@ -225,7 +225,7 @@ def train(
                                       "that train together, each on its share of every batch "
                                       "(start them with `mpiexec -n 2 cnnkit train ... "
                                       "--launcher mpi`; CPU only, needs `pip install "
-                                      "'cnnkit[mpi]'`). --batch stays the whole batch: the "
+                                      "'cnnkit\\[mpi]'`). --batch stays the whole batch: the "
                                       "result is that of one process, to rounding."),
 ) -> None:
     """Train a network on MNIST, Fashion-MNIST, CIFAR-10 or your own images and write a run
