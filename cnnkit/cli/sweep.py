@@ -67,7 +67,7 @@ def sweep(
     workers: int = typer.Option(1, min=1, help="Without --ray: trials trained at once, each "
                                 "in its own process on one thread."),
     use_ray: bool = typer.Option(False, "--ray", help="Run the trials on a local Ray with "
-                                 "this machine's cores (pip install 'cnnkit[ray]')."),
+                                 "this machine's cores (pip install 'cnnkit\\[ray]')."),
     ray_address: str = typer.Option(None, help="Join the Ray cluster at auto or HOST:PORT "
                                     "(implies --ray)."),
     cpus_per_trial: int = typer.Option(1, min=1, help="With --ray: CPU cores per trial."),
