@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+import cnnkit
 from cnnkit.cli import app
+from cnnkit.engine import Model
 from cnnkit.training import ranks
 
 MPIEXEC = shutil.which("mpiexec", path=f"{Path(sys.executable).parent}{os.pathsep}"
@@ -145,6 +147,25 @@ def test_the_help_names_the_install(command, extra):
     """(Rich would take a bare [mpi] for markup and print nothing.)"""
     result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
     assert f"pip install 'cnnkit[{extra}]'" in result.output
+
+
+def test_the_gradients_bucket_holds_every_layers_gradient():
+    """Ranks sum one flat array a step: every layer must write its gradients into it (a
+    layer that replaced its ``grads`` arrays would leave them out of the sum)."""
+    network = cnnkit.parse("INPUT 16x16x3 -> CONV3-16 -> BN -> RELU -> POOL2 -> CONV3-16 -> "
+                           "RELU -> POOL2 -> DROPOUT(0.5) -> FC-8 -> BN -> FC-4")
+    x = np.random.default_rng(0).standard_normal((6, 16, 16, 3))
+    dy = np.random.default_rng(1).standard_normal((6, 4))
+    plain, bucketed = (Model(network, dtype="float64", seed=3) for _ in range(2))
+    alone = ranks.connect()
+    alone.block(len(x))
+    bucket = bucketed.train_in_ranks(alone)
+    for model in (plain, bucketed):
+        model.reseed(1, 0, 0)
+        model.forward(x, train=True)
+        model.backward(dy, input_grad=False)
+    expected = np.concatenate([grad.ravel() for _, _, grad in plain.parameters()])
+    np.testing.assert_array_equal(bucket, expected)
 
 
 def test_one_rank_takes_the_whole_batch():

@@ -84,14 +84,24 @@ class Model:
         return (self._readers(index) == 1 and index != self.output_index
                 and self.network.nodes[index].kind in OVERWRITABLE)
 
-    def train_in_ranks(self, ranks) -> None:
+    def train_in_ranks(self, ranks):
         """Trains as one of several ranks, each on its block of every batch
         (``cnnkit.training.ranks``): batch normalization sums its statistics over them and
         dropout keeps its rows of the whole batch's mask, so that the ranks together compute
-        what one process computes on the whole batch."""
+        what one process computes on the whole batch.  Returns the gradients' bucket: every
+        layer's ``grads`` become views into this one flat array (so call this before an
+        optimizer takes them), which the ranks sum in place, one message a step."""
         for layer in self.layers:
             if hasattr(layer, "ranks"):
                 layer.ranks = ranks
+        grads = [grad for _, _, grad in self.parameters()]
+        bucket = self.xp.zeros(sum(grad.size for grad in grads), self.dtype)
+        start = 0
+        for layer in self.layers:
+            for key, grad in layer.grads.items():
+                layer.grads[key] = bucket[start:start + grad.size].reshape(grad.shape)
+                start += grad.size
+        return bucket
 
     def reseed(self, *key: int) -> None:
         """Restarts the random layers (dropout) from ``key``, e.g. (seed, epoch, step): the masks

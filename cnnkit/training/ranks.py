@@ -49,8 +49,9 @@ class Alone:
         self.rows, self.total = self.share_of(n), n
         return self.rows
 
-    def sum(self, array):
-        """``array`` summed element-wise over the ranks (the array itself when alone)."""
+    def sum(self, array, in_place: bool = False):
+        """``array`` summed element-wise over the ranks (the array itself when alone), into
+        ``array`` itself with ``in_place``."""
         return array
 
     def any(self, flag: bool) -> bool:
@@ -86,7 +87,10 @@ class MpiRanks(Alone):
             parallel.WORKERS = max(1, parallel.WORKERS // local)
             parallel.limit_blas_threads(parallel.WORKERS)
 
-    def sum(self, array):
+    def sum(self, array, in_place: bool = False):
+        if in_place:
+            self._world.Allreduce(self._mpi.IN_PLACE, array, op=self._mpi.SUM)
+            return array
         host = numpy.ascontiguousarray(array)
         summed = numpy.empty_like(host)
         self._world.Allreduce(host, summed, op=self._mpi.SUM)

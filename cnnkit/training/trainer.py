@@ -321,8 +321,8 @@ class Trainer:
             with peak_memory(xp) as measured:
                 model = Model(self.network, xp=xp, dtype=c.dtype, seed=c.seed,
                               init_std=c.init_std)
-                if self.ranks.size > 1:
-                    model.train_in_ranks(self.ranks)
+                if self.ranks.size > 1:  # before the optimizer takes the gradients
+                    self._gradients = model.train_in_ranks(self.ranks)
                 optimizer = make_optimizer(model, c)
                 if resume:
                     progress, metrics = self._restore(model, optimizer)
@@ -456,19 +456,10 @@ class Trainer:
                    "No checkpoint was written yet.")
             )
         model.backward(dlogits, input_grad=False)
-        if ranks.size > 1:
-            self._sum_gradients(model)
+        if ranks.size > 1:  # every parameter's gradient, in one message
+            ranks.sum(self._gradients, in_place=True)
         optimizer.step()
         return loss, int(correct)
-
-    def _sum_gradients(self, model) -> None:
-        """Every parameter's gradient summed over the ranks, in one message."""
-        grads = [grad for _, _, grad in model.parameters()]
-        summed = self.ranks.sum(np.concatenate([grad.ravel() for grad in grads]))
-        start = 0
-        for grad in grads:
-            grad[...] = summed[start:start + grad.size].reshape(grad.shape)
-            start += grad.size
 
     def _finish_epoch(self, model, optimizer, progress: Progress) -> dict:
         row = {
