@@ -21,7 +21,7 @@ from .training.config import TrainConfig
 from .training.evaluation import Evaluation
 from .training.predict import TrainedRun
 from .training.predict import load_run as _load_trained
-from .training.ranks import connect
+from .training.ranks import connect, ending_all_on_failure
 from .training.rundir import RunDirectory
 from .training.trainer import Trainer
 
@@ -90,12 +90,18 @@ def train(network: Network, out: str | Path, *, on_epoch: EpochCallback | None =
     with ``resume(OUT)`` (or ``cnnkit train --resume OUT``); a directory that already holds
     a run is never trained over (``RunError``).  ``launcher="mpi"``: this process is one of
     the ranks mpiexec started, which train together, each on its share of every batch
-    (``cnnkit.training.ranks``; rank 0 writes ``out``).
+    (``cnnkit.training.ranks``: on the CPU; rank 0 writes ``out`` and calls ``on_epoch``;
+    a rank that fails ends the others).
     """
+    if launcher != "none":
+        options.setdefault("device", "cpu")
     config = TrainConfig(**options)
     ranks = connect(launcher, config.device)
-    Trainer(network, config, RunDirectory(out), on_event=_epochs_to(on_epoch),
-            ranks=ranks).train()
+    trainer = Trainer(network, config, RunDirectory(out), on_event=_epochs_to(on_epoch),
+                      ranks=ranks)
+    with ending_all_on_failure(ranks, trainer):
+        trainer.train()
+        ranks.share(None)  # the others read ``out`` once rank 0 has written it
     return load_run(out, device=config.device)
 
 
@@ -105,10 +111,14 @@ def resume(out: str | Path, *, epochs: int | None = None, device: str | None = N
     had never stopped, and returns the trained run.  ``epochs``: the run's total (more than
     it was started with extends it); ``device``: default, the one it was started on;
     ``on_epoch`` and ``launcher`` as for ``train``, for the epochs trained now."""
+    if launcher != "none":
+        device = device or "cpu"
     ranks = connect(launcher, device or "cpu")
     trainer = Trainer.resuming(RunDirectory(out), epochs, device, on_event=_epochs_to(on_epoch),
                                ranks=ranks)
-    trainer.train(resume=True)
+    with ending_all_on_failure(ranks, trainer):
+        trainer.train(resume=True)
+        ranks.share(None)
     return load_run(out, device=trainer.config.device)
 
 

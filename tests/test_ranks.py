@@ -124,6 +124,47 @@ def test_ranks_stop_together_on_ctrl_c_and_resume(tmp_path):
         np.testing.assert_allclose(b[key], a[key], rtol=1e-9, atol=1e-12, err_msg=key)
 
 
+API_SCRIPT = """
+import sys
+import cnnkit
+
+def on_epoch(row):
+    if sys.argv[1] == "fail" and row["epoch"] == 1:
+        raise RuntimeError("the callback failed")
+
+run = cnnkit.train(cnnkit.parse("INPUT 28x28x1 -> CONV3-4 -> BN -> RELU -> POOL2 -> FC-10"),
+                   sys.argv[2], launcher="mpi", on_epoch=on_epoch, dataset="mnist-sample",
+                   limit=40, batch=8, epochs=2, val_split=0.0)
+print(run.path.name, len(run.metrics))
+"""
+
+
+@needs_mpi
+def test_the_python_api_trains_in_ranks_and_a_failing_rank_ends_them(tmp_path):
+    """``cnnkit.train(..., launcher="mpi")``: each rank gets the run back once rank 0 wrote
+    it; ``on_epoch`` runs on rank 0 only, and when it raises the other rank, which would
+    wait for it in the next step, is ended (the test's timeout would catch a hang)."""
+    (tmp_path / "script.py").write_text(API_SCRIPT)
+    command = [MPIEXEC, "-n", "2", sys.executable, "script.py"]
+    done = subprocess.run([*command, "run", "ok"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, env=ENV)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["ok", "2", "ok", "2"]
+    failed = subprocess.run([*command, "fail", "failing"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120, env=ENV)
+    assert failed.returncode != 0
+    assert "the callback failed" in failed.stderr
+
+
+@needs_mpi
+def test_a_spec_on_stdin_reaches_every_rank(tmp_path):
+    command = train_command("-", *COMMON, "--out", "run", "--output", "quiet", ranks=2)
+    result = subprocess.run(command, cwd=tmp_path, input=SPEC, capture_output=True,
+                            text=True, timeout=120, env=ENV)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "run" / "weights_final.npz").exists()
+
+
 def test_ranks_are_refused_where_they_cannot_work(tmp_path, monkeypatch):
     (tmp_path / "net.txt").write_text(SPEC)
     monkeypatch.chdir(tmp_path)
@@ -166,6 +207,20 @@ def test_the_gradients_bucket_holds_every_layers_gradient():
         model.backward(dy, input_grad=False)
     expected = np.concatenate([grad.ravel() for _, _, grad in plain.parameters()])
     np.testing.assert_array_equal(bucket, expected)
+
+
+def test_ranks_on_one_machine_share_its_free_memory(monkeypatch):
+    from cnnkit.training import resources
+
+    monkeypatch.setattr(resources, "available_bytes", lambda xp: 12_000_000)
+    network = cnnkit.parse("INPUT 28x28x1 -> CONV3-8 -> RELU -> FC-10")
+
+    def fit(sharing):
+        return resources.memory_fit(network, 64, dtype="float32", optimizer="adam", xp=np,
+                                    sharing=sharing)
+    assert 6_000_000 < fit(1).needed_bytes <= 12_000_000  # fits one process, not two
+    assert fit(1).fits and not fit(2).fits and fit(2).free_bytes == 6_000_000
+    assert 0 < fit(2).largest_batch < 64
 
 
 def test_one_rank_takes_the_whole_batch():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import signal
 import time
@@ -232,7 +231,7 @@ def train(
     directory (weights, checkpoints, metrics) that evaluate, predict and visualize read."""
     from ..graph.build import parse
     from ..training.config import TrainConfig
-    from ..training.ranks import RanksError, connect
+    from ..training.ranks import RanksError, check_alone, connect, ending_all_on_failure
     from ..training.rundir import RunDirectory
     from ..training.trainer import Trainer
 
@@ -240,12 +239,15 @@ def train(
     if launcher.value != "none" and device.value == "auto":
         device = Device("cpu")
     try:
+        if launcher.value == "none":
+            check_alone()
         ranks = connect(launcher.value, device.value)
     except RanksError as error:
         raise fail(str(error), EXIT_USAGE) from None
     reporter = {Output.rich: RichReporter(), Output.jsonl: jsonl_reporter,
                 Output.quiet: None}[output] if ranks.rank == 0 else None
-    with reported_errors(), _ending_ranks(ranks):
+    # errors are printed first, then the other ranks ended
+    with ending_all_on_failure(ranks), reported_errors():
         if resume is not None:
             run = RunDirectory(resume)
             try:
@@ -256,7 +258,8 @@ def train(
         else:
             if spec is None:
                 raise fail("give a spec file to train, or --resume RUN_DIR", EXIT_USAGE)
-            text, name = read_spec(spec)
+            # rank 0's spec: a spec on stdin reaches rank 0 only
+            text, name = ranks.share(read_spec(spec) if ranks.rank == 0 else None)
             network = parse(text, filename=name, input_shape=input_shape)
             try:
                 config = TrainConfig(
@@ -273,29 +276,13 @@ def train(
             # rank 0's name: the ranks' clocks may tick between them
             out = ranks.share(out or Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}")
             run = RunDirectory(out)
-            if run.config.exists():
+            if ranks.share(run.config.exists()):  # rank 0's answer: it may write it soon
                 raise fail(f"{out} already holds a run; continue it with --resume {out} "
                            "or choose another --out", EXIT_USAGE)
             trainer = Trainer(network, config, run, on_event=reporter, ranks=ranks)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` saves a checkpoint too, like Ctrl-C
-    with _ending_ranks(ranks):
+    with ending_all_on_failure(ranks, trainer):
         _train(trainer, run, reporter, output, resume is not None, user_errors)
-
-
-@contextlib.contextmanager
-def _ending_ranks(ranks):
-    """Ends the other ranks when this one fails: they would wait for it for ever.  (Ranks
-    that stopped together, as on Ctrl-C, leave by themselves; see ``_train``.)"""
-    try:
-        yield
-    except typer.Exit as exit_:
-        if ranks.size > 1 and exit_.exit_code not in (0, 130):  # 130: all stopped together
-            ranks.abort(exit_.exit_code)
-        raise
-    except BaseException:
-        if ranks.size > 1:
-            ranks.abort(1)
-        raise
 
 
 def _train(trainer, run, reporter, output: Output, resume: bool, user_errors) -> None:
@@ -316,8 +303,6 @@ def _train(trainer, run, reporter, output: Output, resume: bool, user_errors) ->
         else:
             errors.print("interrupted before training began; nothing was saved",
                          markup=False)
-        if trainer.ranks.size > 1 and not trainer.stopped_together:  # a forced stop
-            trainer.ranks.abort(130)
         raise typer.Exit(130) from None
     except user_errors as error:
         if isinstance(reporter, RichReporter):

@@ -17,7 +17,10 @@ imports only then.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import traceback
 
 import numpy
 
@@ -36,6 +39,7 @@ class Alone:
     """One process with the whole batch."""
 
     size, rank = 1, 0
+    local = 1  # the ranks on this machine, this one included
     rows: slice | None = None  # this rank's rows of the current batch
     total = 0  # the current batch's images, on all ranks together
 
@@ -82,9 +86,9 @@ class MpiRanks(Alone):
         self.size, self.rank = self._world.Get_size(), self._world.Get_rank()
         # the ranks on this machine share its cores: each runs its engine, and BLAS, on its
         # share (BLAS on all cores in every rank ran 2 ranks of M1 on 2 cores 3-6x slower)
-        local = self._world.Split_type(MPI.COMM_TYPE_SHARED).Get_size()
+        self.local = self._world.Split_type(MPI.COMM_TYPE_SHARED).Get_size()
         if "CNNKIT_NUM_THREADS" not in os.environ:
-            parallel.WORKERS = max(1, parallel.WORKERS // local)
+            parallel.WORKERS = max(1, parallel.WORKERS // self.local)
             parallel.limit_blas_threads(parallel.WORKERS)
 
     def sum(self, array, in_place: bool = False):
@@ -117,18 +121,42 @@ def started_by_mpi() -> int:
 
 def connect(launcher: str = "none", device: str = "cpu") -> Alone:
     """The ranks of ``launcher`` (``config.LAUNCHERS``): "none" (this process alone) or
-    "mpi", for training on ``device``.  A process that an MPI launcher started among others
-    must say --launcher mpi: alone, each would train the whole run into the same folder."""
+    "mpi", for training on ``device`` ("auto" is the CPU here)."""
     if launcher not in LAUNCHERS:
         raise RanksError(f"unknown launcher {launcher!r}: use one of {', '.join(LAUNCHERS)}")
     if launcher == "mpi":
-        if device != "cpu":
+        if device not in ("cpu", "auto"):
             raise RanksError("--launcher mpi trains on the CPU (--device cpu): ranks on GPUs "
                              "are planned, not built (docs/data-parallel.md)")
         return MpiRanks()
+    return Alone()
+
+
+def check_alone() -> None:
+    """Refuses a `cnnkit train` without --launcher mpi in a process that an MPI launcher
+    started among others: each would train the whole run into the same folder.  (The
+    Python API leaves that to its caller, who may train one model per rank on purpose.)"""
     world = started_by_mpi()
     if world > 1:
         raise RanksError(f"this process is one of {world} that an MPI launcher started; "
                          "add --launcher mpi so that they train together (alone, each "
                          "would train the whole run into the same folder)")
-    return Alone()
+
+
+@contextlib.contextmanager
+def ending_all_on_failure(ranks: Alone, trainer=None):
+    """Ends every rank when this one fails (the others would wait for it for ever), unless
+    the ranks stopped together at a step boundary (``trainer.stopped_together``).  The
+    error is written to stderr first, as Python would have (a CLI's exit was reported)."""
+    try:
+        yield
+    except BaseException as error:
+        code = getattr(error, "exit_code", None)  # a CLI's exit, already reported
+        agreed = code == 0 or trainer is not None and trainer.stopped_together
+        if ranks.size > 1 and not agreed:
+            if code is None:
+                sys.stderr.write(f"rank {ranks.rank}: "
+                                 + "".join(traceback.format_exception(error)))
+                sys.stderr.flush()
+            ranks.abort(code or 1)
+        raise

@@ -59,9 +59,11 @@ class MemoryFit:
         return self.free_bytes is None or self.needed_bytes <= self.free_bytes
 
 
-def memory_fit(network, batch: int, *, dtype: str, optimizer: str, xp) -> MemoryFit:
+def memory_fit(network, batch: int, *, dtype: str, optimizer: str, xp,
+               sharing: int = 1) -> MemoryFit:
     """The calculator's estimate of cnnkit's engine (a training step with ``optimizer``;
-    evaluation holds less, so the estimate bounds it) against the free memory."""
+    evaluation holds less, so the estimate bounds it) against the free memory, of which
+    this process has a ``sharing``-th (ranks on one machine each need as much)."""
     from ..calculator import largest_batch
 
     def need(size: int) -> int:
@@ -69,5 +71,6 @@ def memory_fit(network, batch: int, *, dtype: str, optimizer: str, xp) -> Memory
             .executor_memory.total_bytes
 
     needed, free = need(batch), available_bytes(xp)
+    free = None if free is None else free // sharing
     fits = free is None or needed <= free
     return MemoryFit(needed, free, batch if fits else largest_batch(free, need))

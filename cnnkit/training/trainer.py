@@ -181,18 +181,20 @@ class Trainer:
                 "images or more")
 
     def _check_memory(self, xp) -> None:
-        c = self.config
-        # each rank holds its block of the batch
-        fit = memory_fit(self.network, -(-c.batch // self.ranks.size), dtype=c.dtype,
-                         optimizer=c.optimizer, xp=xp)
+        c, ranks = self.config, self.ranks
+        # each rank holds its block of the batch, in its share of this machine's memory
+        fit = memory_fit(self.network, -(-c.batch // ranks.size), dtype=c.dtype,
+                         optimizer=c.optimizer, xp=xp, sharing=ranks.local)
         self.estimate = fit.needed_bytes
         self.emit("memory", {"estimate_bytes": fit.needed_bytes, "available_bytes": fit.free_bytes})
         if not fit.fits:
+            each = f" for each of {ranks.size} ranks" if ranks.size > 1 else ""
+            largest = fit.largest_batch * ranks.size  # the blocks of all ranks
             raise TrainingError(
-                f"batch {c.batch} needs about {human_bytes(fit.needed_bytes)} but only "
-                f"{human_bytes(fit.free_bytes)} is free; the largest batch that fits is "
-                f"{fit.largest_batch}" + ("" if fit.largest_batch else
-                                          " (not even one image: the parameters alone do not fit)")
+                f"batch {c.batch} needs about {human_bytes(fit.needed_bytes)}{each} but only "
+                f"{human_bytes(fit.free_bytes)} is free{each}; the largest batch that fits is "
+                f"{largest}" + ("" if largest else
+                                " (not even one image: the parameters alone do not fit)")
             )
 
     # -- checkpoints -----------------------------------------------------------------------
