@@ -126,6 +126,16 @@ def test_the_draws_depend_on_the_key_only():
         assert not np.array_equal(a, every.apply(images, other)), other
 
 
+def test_a_block_of_rows_gets_the_draws_of_its_rows_in_the_whole_batch():
+    """(As a rank augments its block of a step: the images one process would make.)"""
+    images = ramp(n=11, h=8, w=8, c=3)
+    every = Augmentation(flip=True, crop=2, translate=1, cutout=3)
+    whole = every.apply(images, (4, 0, 7))
+    for rows in (slice(0, 5), slice(5, 11), slice(3, 4)):
+        np.testing.assert_array_equal(every.apply(images[rows], (4, 0, 7), rows, 11),
+                                      whole[rows])
+
+
 # -- in training ---------------------------------------------------------------------------
 
 SPEC = "INPUT 28x28x1 -> CONV3-4 -> RELU -> POOL2 -> FC-10"

@@ -45,22 +45,26 @@ class Augmentation:
         parts += [f"{name}:{getattr(self, name)}" for name in ORDER[1:] if getattr(self, name)]
         return ",".join(parts)
 
-    def apply(self, images, key: tuple[int, ...]):
-        """``images`` (uint8 N, H, W, C, NumPy or CuPy) augmented with the draws of ``key``."""
+    def apply(self, images, key: tuple[int, ...], rows: slice | None = None,
+              total: int | None = None):
+        """``images`` (uint8 N, H, W, C, NumPy or CuPy) augmented with the draws of ``key``.
+        Where ``images`` are the ``rows`` of a batch of ``total`` (a rank's block), each gets
+        the draws its row of the whole batch gets."""
         from ..engine.backend import get_array_module
 
         xp = get_array_module(images)
         n, h, w = images.shape[:3]
+        rows, total = (slice(0, n), n) if rows is None else (rows, total)
         rng = np.random.default_rng(np.random.SeedSequence([*key, _STREAM]))
         if self.flip:
-            mirrored = xp.asarray(rng.random(n) < 0.5)[:, None, None, None]
+            mirrored = xp.asarray(rng.random(total)[rows] < 0.5)[:, None, None, None]
             images = xp.where(mirrored, images[:, :, ::-1], images)
         for size, edge in ((self.crop, False), (self.translate, True)):
             if size:
-                dy, dx = rng.integers(-size, size + 1, size=(2, n))
+                dy, dx = rng.integers(-size, size + 1, size=(2, total))[:, rows]
                 images = _shifted(images, xp, dy, dx, edge)
         if self.cutout:
-            centres = rng.integers(0, (h, w), size=(n, 2))
+            centres = rng.integers(0, (h, w), size=(total, 2))[rows]
             images = _cut_out(images, xp, centres, self.cutout)
         return images
 

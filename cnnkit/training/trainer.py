@@ -424,23 +424,27 @@ class Trainer:
         return False
 
     def _make_batch(self, model, order, epoch: int, steps: int, step: int):
-        """The inputs and labels of one step on the model's device, augmented and scaled:
-        a function of (epoch, step) alone, so the prefetch thread may make it early."""
+        """The inputs of one step on the model's device, augmented and scaled (among ranks
+        this rank's block of them), and the step's labels (all of them): a function of
+        (epoch, step) alone, so the prefetch thread may make it early."""
         xp = model.xp
         index = self._batch(order, step, steps)
-        images = xp.asarray(self.train_images[index])
+        rows = self.ranks.share_of(len(index))
+        images = xp.asarray(self.train_images[index[rows]])
         if self.augmentation:
-            images = self.augmentation.apply(images, (self.config.seed, epoch, step))
+            images = self.augmentation.apply(images, (self.config.seed, epoch, step), rows,
+                                             len(index))
         x = to_float(images, *self.normalization).astype(model.dtype, copy=False)
         return x, xp.asarray(self.y_train[index])
 
     def _step(self, model, optimizer, x, y, progress: Progress) -> tuple[float, int]:
-        """One step on the batch ``x``, ``y`` (this rank's block of it, among ranks): its
-        loss (the batch's mean) and how many of its images the model classified right."""
+        """One step on the inputs ``x`` (among ranks, this rank's block of the batch) and
+        the batch's labels ``y``: its loss (the batch's mean) and how many of its images the
+        model classified right."""
         c, ranks = self.config, self.ranks
         model.reseed(c.seed, progress.epoch, progress.step)
         rows = ranks.block(len(y))
-        x, y, share = x[rows], y[rows], (rows.stop - rows.start) / len(y)
+        y, share = y[rows], (rows.stop - rows.start) / len(y)
         logits = model.forward(x, train=True)
         loss, dlogits = softmax_cross_entropy(logits, y)
         correct = int((logits.reshape(len(y), -1).argmax(axis=1) == y).sum())
