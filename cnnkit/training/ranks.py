@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 import traceback
 
 import numpy
@@ -27,6 +28,7 @@ import numpy
 from ..engine import parallel
 from .config import LAUNCHERS
 
+ABORT_GRACE = 0.5  # seconds between writing an error and ending the job
 # set by the MPI launchers in every process they start: the world's size
 WORLD_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
 
@@ -107,6 +109,9 @@ class MpiRanks(Alone):
         return self._world.bcast(value, root=0)
 
     def abort(self, code: int) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        time.sleep(ABORT_GRACE)  # the launcher forwards what was written (else lost at times)
         self._world.Abort(code)
 
 
@@ -157,6 +162,5 @@ def ending_all_on_failure(ranks: Alone, trainer=None):
             if code is None:
                 sys.stderr.write(f"rank {ranks.rank}: "
                                  + "".join(traceback.format_exception(error)))
-                sys.stderr.flush()
             ranks.abort(code or 1)
         raise
