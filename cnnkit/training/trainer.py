@@ -103,10 +103,14 @@ class Trainer:
     # -- setup -----------------------------------------------------------------------------
     def _data(self, resume: bool):
         c = self.config
+        if self.ranks.rank > 0:  # after rank 0, which downloads what is missing
+            self.ranks.share(None)
         train = load_dataset(c.dataset, split="train", data_dir=c.data_dir,
                              on_progress=lambda name, done, total: self.emit(
                                  "download", {"file": name, "bytes": done, "total": total}),
                              own=self._own_data(resume))
+        if self.ranks.rank == 0:
+            self.ranks.share(None)
         if train.notice:
             self.emit("notice", {"message": train.notice})
         check_input(self.network, train.shape, train.name)
