@@ -1,14 +1,15 @@
 """Ranks: processes that train one network together, each on its own block of every batch.
 
 Data parallelism as docs/data-parallel.md plans it, on CPU processes through MPI: every
-rank builds the same model from the seed, makes the same whole batch (shuffling and
-augmentation depend only on the seed, epoch and step), and runs forward and backward on its
-block of its rows.  Its logits' gradient is scaled by its share of the batch, so that the
-gradients summed over the ranks (one all-reduce per step, ``sum``) are those of the whole
-batch; every rank then takes the same optimizer step and the weights stay identical without
-ever being sent.  Batch normalization sums its statistics over the ranks (synchronized BN),
-and dropout draws the whole batch's mask and keeps its rows: R ranks compute what one
-process computes on the whole batch, to rounding (sums added in another order).
+rank builds the same model from the seed, cuts every step the same way (shuffling depends
+only on the seed and epoch) and makes, augments and runs forward and backward its own
+contiguous block of it, each image with the augmentation draws of its row in the whole
+batch.  Its logits' gradient is scaled by its share of the batch, so that the gradients
+summed over the ranks (one all-reduce per step, ``sum``) are those of the whole batch;
+every rank then takes the same optimizer step and the weights stay identical without ever
+being sent.  Batch normalization sums its statistics over the ranks (synchronized BN), and
+dropout draws the whole batch's mask and keeps its rows: R ranks compute what one process
+computes on the whole batch, to rounding (sums added in another order).
 
 ``Alone`` is the one-process case the trainer runs by default; ``MpiRanks`` are the
 processes mpiexec started (``cnnkit train --launcher mpi``), through mpi4py, which cnnkit
