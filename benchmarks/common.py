@@ -29,6 +29,7 @@ from cnnkit.graph.network import Network
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = Path(__file__).resolve().parent / "specs"
 PAUSE = 0.05  # seconds between timed calls; OpenMP's spinning threads are asleep by then
+DEFAULT_BATCH = {"m3": 64}  # training batch per spec name (others: 128)
 
 
 def resolve_spec(name: str) -> Path:
@@ -171,6 +172,35 @@ def timed_layers(model, sync: Callable[[], None] = lambda: None):
     finally:
         for layer, method in wrapped:
             delattr(layer, method)
+
+
+def add_ab_arguments(parser) -> None:
+    """The arguments of the benchmarks that time two ways of running cnnkit against each
+    other, in inference and training steps (``ab_cases``)."""
+    parser.add_argument("specs", nargs="+", help="spec files or names in benchmarks/specs/")
+    parser.add_argument("--infer-batch", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=20, help="timed calls per contender")
+    parser.add_argument("--warmup", type=int, default=3)
+
+
+def ab_cases(args):
+    """(spec path, network, training or not, batch) for each spec of ``args``: inference at
+    ``--infer-batch``, then training steps at the spec's training batch."""
+    for name in args.specs:
+        path, network = load(name)
+        for train, batch in ((False, args.infer_batch),
+                             (True, DEFAULT_BATCH.get(path.stem, 128))):
+            yield path, network, train, batch
+
+
+def ab_line(path: Path, train: bool, batch: int, ms: dict[str, float],
+            names: dict[str, str] | None = None) -> str:
+    """One line of an A/B result: both contenders' median ms (``ms``, the first over the
+    second; ``names`` to print for their keys) and the ratio."""
+    (a, b), names = ms, names or {}
+    return (f"{path.stem} {'training step' if train else 'inference'}, batch {batch} (load "
+            f"{load_average()}): {names.get(a, a)} {ms[a]:.1f} ms, {names.get(b, b)} "
+            f"{ms[b]:.1f} ms, ratio {ms[a] / ms[b]:.3f}x")
 
 
 def median_ms(times: list[float]) -> float:

@@ -16,7 +16,6 @@ from cnnkit.engine import softmax_cross_entropy
 
 from . import common
 from .contenders import CnnkitStep
-from .train_step import DEFAULT_BATCH
 
 
 def contenders(step: CnnkitStep, train: bool) -> dict:
@@ -37,23 +36,15 @@ def contenders(step: CnnkitStep, train: bool) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("specs", nargs="+", help="spec files or names in benchmarks/specs/")
-    parser.add_argument("--infer-batch", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=20, help="timed calls per contender")
-    parser.add_argument("--warmup", type=int, default=3)
+    common.add_ab_arguments(parser)
     args = parser.parse_args(argv)
     common.print_header(common.machine())
     common.warn_if_loaded()
-    for name in args.specs:
-        path, network = common.load(name)
-        for train, batch in ((False, args.infer_batch),
-                             (True, DEFAULT_BATCH.get(path.stem, 128))):
-            step = CnnkitStep(network, batch)
-            times = common.interleaved(contenders(step, train), args.steps, args.warmup)
-            ms = {who: common.median_ms(t) for who, t in times.items()}
-            print(f"{path.stem} {'training step' if train else 'inference'}, batch {batch} "
-                  f"(load {common.load_average()}): pooled {ms['pooled']:.1f} ms, layers in "
-                  f"turn {ms['layers']:.1f} ms, ratio {ms['pooled'] / ms['layers']:.3f}x")
+    for path, network, train, batch in common.ab_cases(args):
+        step = CnnkitStep(network, batch)
+        times = common.interleaved(contenders(step, train), args.steps, args.warmup)
+        ms = {who: common.median_ms(t) for who, t in times.items()}
+        print(common.ab_line(path, train, batch, ms, {"layers": "layers in turn"}))
 
 
 if __name__ == "__main__":

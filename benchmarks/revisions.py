@@ -33,7 +33,6 @@ import numpy
 
 from . import common
 from .contenders import CnnkitStep
-from .train_step import DEFAULT_BATCH
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -90,10 +89,7 @@ def print_layers(network, commit: str, ours: dict, theirs: dict) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("revision", help="the git revision to compare with, e.g. HEAD~1")
-    parser.add_argument("specs", nargs="+", help="spec files or names in benchmarks/specs/")
-    parser.add_argument("--infer-batch", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=20, help="timed calls per contender")
-    parser.add_argument("--warmup", type=int, default=3)
+    common.add_ab_arguments(parser)
     parser.add_argument("--layers", action="store_true",
                         help="time each layer of the training steps too")
     args = parser.parse_args(argv)
@@ -101,27 +97,22 @@ def main(argv: list[str] | None = None) -> None:
     common.warn_if_loaded()
     with tempfile.TemporaryDirectory() as folder:
         commit, other = load_revision(args.revision, Path(folder))
-        for name in args.specs:
-            path, network = common.load(name)
-            for train, batch in ((False, args.infer_batch),
-                                 (True, DEFAULT_BATCH.get(path.stem, 128))):
-                ours, theirs = pair(path, network, other, batch)
-                expected = ours.infer()
-                difference = numpy.abs(theirs.infer() - expected).max() / numpy.abs(
-                    expected).max()
-                calls = {"this": ours, commit: theirs} if train else {
-                    "this": ours.infer, commit: theirs.infer}
-                with contextlib.ExitStack() as stack:
-                    layers = [stack.enter_context(common.timed_layers(step.model))
-                              for step in (ours, theirs) if train and args.layers]
-                    times = common.interleaved(calls, args.steps, args.warmup)
-                ms = {who: common.median_ms(t) for who, t in times.items()}
-                print(f"{path.stem} {'training step' if train else 'inference'}, batch "
-                      f"{batch} (load {common.load_average()}): this {ms['this']:.1f} ms, "
-                      f"{commit} {ms[commit]:.1f} ms, ratio {ms['this'] / ms[commit]:.3f}x "
-                      f"(logits differ by {difference:.1e} relative)")
-                if layers:
-                    print_layers(network, commit, *layers)
+        for path, network, train, batch in common.ab_cases(args):
+            ours, theirs = pair(path, network, other, batch)
+            expected = ours.infer()
+            difference = numpy.abs(theirs.infer() - expected).max() / numpy.abs(
+                expected).max()
+            calls = {"this": ours, commit: theirs} if train else {
+                "this": ours.infer, commit: theirs.infer}
+            with contextlib.ExitStack() as stack:
+                layers = [stack.enter_context(common.timed_layers(step.model))
+                          for step in (ours, theirs) if train and args.layers]
+                times = common.interleaved(calls, args.steps, args.warmup)
+            ms = {who: common.median_ms(t) for who, t in times.items()}
+            print(f"{common.ab_line(path, train, batch, ms)} (logits differ by "
+                  f"{difference:.1e} relative)")
+            if layers:
+                print_layers(network, commit, *layers)
 
 
 if __name__ == "__main__":

@@ -27,8 +27,6 @@ from cnnkit.engine import softmax_cross_entropy
 from . import common
 from .contenders import CnnkitStep, TorchStep
 
-DEFAULT_BATCH = {"m3": 64}
-
 
 def setup_device(device: str, threads: int, tf32: bool = False):
     """(torch, xp, torch device, sync) for "cpu" or "gpu".
@@ -164,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"# float32 GEMM peak ({'CuPy/cuBLAS' if args.device == 'gpu' else 'NumPy BLAS'}): "
           f"{peak:.0f} GFLOP/s")
     for name in args.specs:
-        batch = args.batch or DEFAULT_BATCH.get(common.resolve_spec(name).stem, 128)
+        batch = args.batch or common.DEFAULT_BATCH.get(common.resolve_spec(name).stem, 128)
         report(run_one(name, batch, args, torch, xp, device, sync, peak), peak)
     print(f"\n# GEMM peak re-measured at the end: "
           f"{common.gemm_peak(xp=xp, sync=sync, size=4096 if args.device == 'gpu' else 2048):.0f}"
