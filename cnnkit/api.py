@@ -113,7 +113,7 @@ def resume(out: str | Path, *, epochs: int | None = None, device: str | None = N
     ``on_epoch`` and ``launcher`` as for ``train``, for the epochs trained now."""
     if launcher != "none":
         device = device or "cpu"
-    ranks = connect(launcher, device or "cpu")
+    ranks = connect(launcher, device)
     trainer = Trainer.resuming(RunDirectory(out), epochs, device, on_event=_epochs_to(on_epoch),
                                ranks=ranks)
     with ending_all_on_failure(ranks, trainer):

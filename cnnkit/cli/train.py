@@ -294,13 +294,11 @@ def _train(trainer, run, reporter, output: Output, resume: bool, user_errors) ->
         if isinstance(reporter, RichReporter):
             reporter.stop()
         saved = getattr(trainer, "saved_checkpoint", None)
-        if not trainer.writes:  # rank 0 says it
-            pass
-        elif run.config.exists():
+        if trainer.writes and run.config.exists():  # among ranks, rank 0 says it
             where = f"{saved} is saved" if saved else "no checkpoint was written yet"
             errors.print(f"interrupted: {where}; continue with `cnnkit train --resume "
                          f"{run.path}`", markup=False, soft_wrap=True)
-        else:
+        elif trainer.writes:
             errors.print("interrupted before training began; nothing was saved",
                          markup=False)
         raise typer.Exit(130) from None

@@ -94,8 +94,8 @@ class Model:
         for layer in self.layers:
             if hasattr(layer, "ranks"):
                 layer.ranks = ranks
-        grads = [grad for _, _, grad in self.parameters()]
-        bucket = self.xp.zeros(sum(grad.size for grad in grads), self.dtype)
+        bucket = self.xp.zeros(sum(grad.size for layer in self.layers
+                                   for grad in layer.grads.values()), self.dtype)
         start = 0
         for layer in self.layers:
             for key, grad in layer.grads.items():

@@ -125,9 +125,9 @@ def started_by_mpi() -> int:
     return 1
 
 
-def connect(launcher: str = "none", device: str = "cpu") -> Alone:
+def connect(launcher: str = "none", device: str | None = "cpu") -> Alone:
     """The ranks of ``launcher`` (``config.LAUNCHERS``): "none" (this process alone) or
-    "mpi", for training on ``device`` ("auto" is the CPU here)."""
+    "mpi", for training on ``device`` ("auto" is the CPU here; alone, any)."""
     if launcher not in LAUNCHERS:
         raise RanksError(f"unknown launcher {launcher!r}: use one of {', '.join(LAUNCHERS)}")
     if launcher == "mpi":
